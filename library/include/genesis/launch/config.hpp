@@ -1,0 +1,111 @@
+// config.hpp - the launcher's configuration as plain values, and the loader that
+// fills them from Genesis-style YAML config groups plus Hydra-style overrides.
+#pragma once
+
+#include "genesis/launch/error.hpp"
+
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace genesis::launch {
+
+enum class job_type { local, e2b };
+
+// job_config for the local backend.
+struct local_params {
+    // Interpreter: a command looked up on PATH, or a path.
+    std::string python = "python3";
+    // When set, the evaluator runs under `conda run -n <env> --no-capture-output`.
+    std::optional<std::string> conda_env;
+    // Per-job time limit; unset = none. (job_config.time: hh:mm:ss or seconds)
+    std::optional<std::chrono::milliseconds> time;
+};
+
+// job_config for the E2B backend.
+struct e2b_params {
+    std::string template_id = "base";
+    std::chrono::seconds timeout{300};                     // sandbox lifetime
+    std::vector<std::string> dependencies;                 // pip names
+    std::map<std::string, std::string> additional_files;   // sandbox path -> local path
+    std::optional<int> cpus;
+    std::optional<int> memory_mb;
+    // Credentials and endpoints (E2B_API_KEY, E2B_API_URL, E2B_SANDBOX_URL, E2B_DOMAIN).
+    std::string api_key;
+    std::string api_url;
+    std::string sandbox_url;
+    std::string domain = "e2b.app";
+};
+
+struct launcher_config {
+    job_type type = job_type::local;
+    int max_parallel_jobs = 2;
+    std::filesystem::path eval_program_path = "evaluate.py";
+    std::filesystem::path init_program_path = "initial.py";
+    std::filesystem::path results_dir = "results";
+    // --key value arguments for every job (values: bool, number, string, ...).
+    boost::json::object extra_cmd_args;
+    std::map<std::string, std::string> env_vars;
+    local_params local;
+    e2b_params e2b;
+    // Stopping: SIGTERM, this grace period, then SIGKILL.
+    std::chrono::milliseconds kill_grace{3000};
+    // Bytes of stdout and of stderr kept in memory per job (head and tail).
+    std::size_t output_capture_bytes = 256 * 1024;
+};
+
+// Where configuration comes from.
+struct load_options {
+    // Folder holding config.yaml, cluster/, variant/.
+    std::filesystem::path config_dir = "configs";
+    // Command-line overrides: `group=name`, `a.b=YAML`, `+a.b=YAML`, `++a.b=YAML`, `~a.b`.
+    std::vector<std::string> overrides;
+    // Relative paths in the configuration are resolved against this folder, and
+    // `.env` is looked up here. Empty = the current directory.
+    std::filesystem::path working_dir;
+    // Environment lookup (tests inject one); null = ::getenv.
+    std::function<std::optional<std::string>(const std::string&)> getenv;
+};
+
+struct loaded_config {
+    launcher_config launcher;
+    // The merged tree after overrides, `_target_` keys removed (for --print-config).
+    boost::json::object tree;
+    // Names of the chosen config groups.
+    std::string cluster;
+    std::string variant;
+    // Batch mode: `programs=[a.py,b.py]` or `programs=DIR`, resolved to files (sorted
+    // for a folder). Empty when not given.
+    std::vector<std::filesystem::path> programs;
+    // Files read, in merge order.
+    std::vector<std::filesystem::path> sources;
+};
+
+// Loads and validates. On failure sets ec (errc::config_error) and a one-line
+// message in diag.client_message naming the file, line and key, e.g.
+//   configs/cluster/local.yaml:4: job_config.tme: unknown key (did you mean 'time'?)
+loaded_config load_config(const load_options& options, boost::system::error_code& ec,
+                          diagnostics& diag);
+// Throwing overload (launch_error).
+loaded_config load_config(const load_options& options);
+
+// "hh:mm:ss", "mm:ss", or a number of seconds (integer or decimal).
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
+
+// Parses a dotenv file's text: KEY=VALUE lines, `export ` prefix, # comments,
+// single or double quotes.
+std::map<std::string, std::string> parse_dotenv(std::string_view text);
+
+// Names of the config groups and the files in each (for --help).
+std::map<std::string, std::vector<std::string>> list_config_groups(
+    const std::filesystem::path& config_dir);
+
+}  // namespace genesis::launch
