@@ -7,6 +7,7 @@
 #pragma once
 
 #include <boost/system/error_code.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <string>
 #include <type_traits>

@@ -92,8 +92,11 @@ public:
             token, std::move(job));
     }
 
-    // Thread-safe facade over async_submit.
+    // Thread-safe facade over async_submit. Assigns job.job_id when empty.
     job_handle submit(job_spec job);
+
+    // A fresh job id ("job-<n>-<hex>"), unique within the process.
+    static std::string make_job_id();
 
     // Cancels one job by id (queued or running); false if no such live job.
     // Completion of the job is reported through its own handler.
@@ -121,6 +124,9 @@ protected:
 private:
     virtual void submit_impl(job_spec job, submit_handler handler) = 0;
     virtual void shutdown_impl(shutdown_handler handler) = 0;
+    // A thread-safe callable that cancels `job_id` and stays safe to call after
+    // the launcher is destroyed (used by job_handle).
+    virtual std::function<void()> canceller(std::string job_id) = 0;
 };
 
 // Builds the launcher for cfg.type on `executor` (typically an io_context's).

@@ -1,0 +1,3 @@
+# Deliberate syntax error (test fixture).
+def run(:
+    return 1

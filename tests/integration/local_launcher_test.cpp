@@ -1,0 +1,403 @@
+// The local backend end to end: real Python subprocesses, one per job.
+#include "test_support.hpp"
+
+#include <genesis/launch/launch.hpp>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/json.hpp>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <mutex>
+#include <thread>
+
+namespace gl = genesis::launch;
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using namespace genesis_test;
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+
+namespace {
+
+class LocalLauncher : public ::testing::Test {
+protected:
+    void SetUp() override {
+        cfg.type = gl::job_type::local;
+        cfg.local.python = GENESIS_TEST_PYTHON;
+        cfg.max_parallel_jobs = 2;
+        cfg.kill_grace = 300ms;
+        cfg.results_dir = dir / "results";
+        cfg.eval_program_path = evaluator("ok.py");
+        thread = std::thread([this] { io.run(); });
+    }
+    void TearDown() override {
+        if (launcher) launcher->shutdown();
+        launcher.reset();
+        work.reset();
+        thread.join();
+    }
+    gl::JobLauncher& make() {
+        launcher = gl::make_launcher(cfg, io.get_executor());
+        return *launcher;
+    }
+    gl::job_result run(gl::job_spec spec) { return make_if_needed().submit(std::move(spec)).result.get(); }
+    gl::JobLauncher& make_if_needed() { return launcher ? *launcher : make(); }
+    gl::job_spec job(const std::string& eval, const std::string& id = "") {
+        gl::job_spec s;
+        s.job_id = id;
+        s.program_path = program("good.py");
+        s.evaluator_path = evaluator(eval);
+        return s;
+    }
+
+    temp_dir dir;
+    gl::launcher_config cfg;
+    asio::io_context io;
+    asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+    std::thread thread;
+    std::unique_ptr<gl::JobLauncher> launcher;
+};
+
+pid_t read_pid(const fs::path& p) {
+    auto text = read_file(p);
+    return text.empty() ? 0 : static_cast<pid_t>(std::stol(text));
+}
+
+TEST_F(LocalLauncher, OkRunFollowsTheContract) {
+    cfg.extra_cmd_args = {{"flag", true}, {"off", false}, {"n", 3}, {"ratio", 2.0}};
+    cfg.env_vars = {{"GENESIS_TEST_VAR", "from-config"}};
+    auto spec = job("ok.py", "ok-1");
+    spec.extra_args = {{"name", "x y"}, {"n", 4}};
+    spec.env = {{"GENESIS_TEST_VAR", "from-job"}};
+    std::vector<std::string> lines;
+    spec.on_stdout = [&](std::string_view l) { lines.emplace_back(l); };
+    auto r = run(std::move(spec));
+
+    EXPECT_EQ(r.job_id, "ok-1");
+    EXPECT_EQ(r.result, gl::outcome::ok) << r.diagnostic;
+    EXPECT_TRUE(r.succeeded());
+    EXPECT_EQ(r.exit_code, 0);
+    EXPECT_FALSE(r.signal);
+    EXPECT_TRUE(r.correct);
+    EXPECT_EQ(r.error, "");
+    EXPECT_DOUBLE_EQ(r.combined_score, 1.5);
+    EXPECT_EQ(r.metrics.at("public").as_object().at("a").as_int64(), 1);
+    EXPECT_EQ(r.metrics.at("text_feedback").as_string(), "fine");
+    EXPECT_EQ(r.backend, "local");
+    EXPECT_EQ(r.results_dir, cfg.results_dir / "ok-1");
+    EXPECT_THAT(r.stdout_text, HasSubstr("hello stdout"));
+    EXPECT_THAT(r.stderr_text, HasSubstr("hello stderr"));
+    EXPECT_EQ(read_file(r.results_dir / "job_log.out"), r.stdout_text);
+    EXPECT_EQ(read_file(r.results_dir / "job_log.err"), r.stderr_text);
+    EXPECT_THAT(lines, ::testing::Contains("hello stdout"));
+
+    // argv: the contract's flags, then the merged extra args (job wins, false omitted).
+    std::string args_line, env_line;
+    for (auto& l : lines) {
+        if (l.starts_with("ARGS: ")) args_line = l.substr(6);
+        if (l.starts_with("ENV: ")) env_line = l.substr(5);
+    }
+    auto args = boost::json::parse(args_line).as_array();
+    std::vector<std::string> argv;
+    for (auto& a : args) argv.emplace_back(a.as_string());
+    EXPECT_EQ(argv, (std::vector<std::string>{"--program_path", program("good.py").string(), "--results_dir",
+                                              r.results_dir.string(), "--flag", "--n", "4", "--ratio", "2.0",
+                                              "--name", "x y"}));
+    auto env = boost::json::parse(env_line).as_object();
+    EXPECT_EQ(env.at("PYTHONUNBUFFERED").as_string(), "1");
+    EXPECT_EQ(env.at("PYTHONIOENCODING").as_string(), "utf-8");
+    EXPECT_EQ(env.at("GENESIS_TEST_VAR").as_string(), "from-job");
+
+    // Binary files are untouched.
+    std::string expected;
+    for (int rep = 0; rep < 4; ++rep)
+        for (int b = 0; b < 256; ++b) expected.push_back(static_cast<char>(b));
+    EXPECT_EQ(read_file(r.results_dir / "extra.bin"), expected);
+    EXPECT_EQ(read_file(r.results_dir / "candidate_copy.bin"), read_file(program("good.py")));
+    std::vector<std::string> names;
+    for (auto& f : r.result_files) names.push_back(f.filename().string());
+    EXPECT_THAT(names, ::testing::IsSupersetOf({"metrics.json", "correct.json", "job_log.out", "job_log.err",
+                                                "extra.bin"}));
+    EXPECT_GT(r.timings.run.count(), 0);
+    EXPECT_GE(r.timings.total, r.timings.run);
+}
+
+TEST_F(LocalLauncher, NonZeroExitIsCandidateFailed) {
+    auto r = run(job("fail.py"));
+    EXPECT_EQ(r.result, gl::outcome::candidate_failed);
+    EXPECT_EQ(r.exit_code, 3);
+    EXPECT_FALSE(r.correct);
+    EXPECT_EQ(r.error, "boom");
+    EXPECT_THAT(r.diagnostic, HasSubstr("status 3"));
+    EXPECT_THAT(r.stderr_text, HasSubstr("RuntimeError: boom"));
+}
+
+TEST_F(LocalLauncher, DeathBySignalIsCandidateFailedWithTheSignal) {
+    auto r = run(job("crash_signal.py"));
+    EXPECT_EQ(r.result, gl::outcome::candidate_failed);
+    EXPECT_EQ(r.signal, SIGKILL);
+    EXPECT_FALSE(r.exit_code);
+    EXPECT_THAT(r.diagnostic, HasSubstr("SIGKILL"));
+    EXPECT_FALSE(r.correct);
+}
+
+TEST_F(LocalLauncher, TimeoutStopsTheJobAndSaysSo) {
+    auto spec = job("sleep.py");
+    spec.timeout = 500ms;
+    auto r = run(std::move(spec));
+    EXPECT_EQ(r.result, gl::outcome::timeout);
+    EXPECT_THAT(r.diagnostic, HasSubstr("time limit"));
+    EXPECT_THAT(r.error, HasSubstr("time limit"));
+    EXPECT_FALSE(r.correct);
+    EXPECT_LT(r.timings.run, 30s);
+}
+
+TEST_F(LocalLauncher, ConfiguredTimeApplies) {
+    cfg.local.time = 400ms;
+    auto r = run(job("sleep.py"));
+    EXPECT_EQ(r.result, gl::outcome::timeout);
+}
+
+TEST_F(LocalLauncher, TimeoutKillsAGrandchildThatIgnoresSigterm) {
+    auto spec = job("grandchild.py", "gc");
+    spec.timeout = 3s;
+    auto r = run(std::move(spec));
+    EXPECT_EQ(r.result, gl::outcome::timeout);
+    ASSERT_THAT(r.stdout_text, HasSubstr("spawned")) << "the grandchild was not started within the time limit";
+    pid_t grandchild = read_pid(r.results_dir / "grandchild.pid");
+    ASSERT_GT(grandchild, 0);
+    // Both ignored SIGTERM, so only the SIGKILL after the grace period ended them.
+    EXPECT_TRUE(eventually([&] { return !process_running(grandchild); }, 5s));
+}
+
+TEST_F(LocalLauncher, LeftoverGrandchildIsKilledAfterANormalExit) {
+    auto r = run(job("grandchild_exit.py"));
+    EXPECT_EQ(r.result, gl::outcome::ok) << r.diagnostic;
+    EXPECT_TRUE(r.correct);
+    pid_t grandchild = read_pid(r.results_dir / "grandchild.pid");
+    ASSERT_GT(grandchild, 0);
+    EXPECT_TRUE(eventually([&] { return !process_running(grandchild); }, 5s));
+}
+
+TEST_F(LocalLauncher, CancelRunningJob) {
+    auto& l = make();
+    auto spec = job("sleep.py", "to-cancel");
+    std::promise<void> started;
+    auto started_f = started.get_future();
+    std::once_flag once;
+    spec.on_stdout = [&](std::string_view line) {
+        if (line == "started") std::call_once(once, [&] { started.set_value(); });
+    };
+    auto h = l.submit(std::move(spec));
+    ASSERT_EQ(started_f.wait_for(30s), std::future_status::ready);
+    h.cancel();
+    auto r = h.result.get();
+    EXPECT_EQ(r.result, gl::outcome::cancelled);
+    EXPECT_THAT(r.diagnostic, HasSubstr("cancelled"));
+    EXPECT_EQ(l.usage().count(gl::outcome::cancelled), 1u);
+}
+
+TEST_F(LocalLauncher, CancelQueuedJobNeverStartsIt) {
+    cfg.max_parallel_jobs = 1;
+    auto& l = make();
+    auto first = l.submit(job("sleep.py", "first"));
+    auto second = l.submit(job("ok.py", "second"));
+    second.cancel();
+    auto r2 = second.result.get();
+    EXPECT_EQ(r2.result, gl::outcome::cancelled);
+    EXPECT_THAT(r2.diagnostic, HasSubstr("before it started"));
+    EXPECT_FALSE(fs::exists(r2.results_dir / "job_log.out"));
+    l.cancel("first");
+    EXPECT_EQ(first.result.get().result, gl::outcome::cancelled);
+}
+
+TEST_F(LocalLauncher, CancelAllStopsQueuedAndRunning) {
+    cfg.max_parallel_jobs = 1;
+    auto& l = make();
+    std::vector<gl::job_handle> hs;
+    for (int i = 0; i < 3; ++i) hs.push_back(l.submit(job("sleep.py")));
+    l.cancel_all();
+    for (auto& h : hs) EXPECT_EQ(h.result.get().result, gl::outcome::cancelled);
+    auto u = l.usage();
+    EXPECT_EQ(u.finished, 3u);
+    EXPECT_EQ(u.running, 0u);
+    EXPECT_EQ(u.queued, 0u);
+}
+
+TEST_F(LocalLauncher, MaxParallelJobsIsNeverExceeded) {
+    cfg.max_parallel_jobs = 2;
+    auto state = dir / "state";
+    fs::create_directories(state);
+    auto& l = make();
+    std::vector<gl::job_handle> hs;
+    for (int i = 0; i < 7; ++i) {
+        auto s = job("parallel.py");
+        s.extra_args = {{"state_dir", state.string()}};
+        hs.push_back(l.submit(std::move(s)));
+    }
+    for (auto& h : hs) {
+        auto r = h.result.get();
+        EXPECT_EQ(r.result, gl::outcome::ok) << r.diagnostic << r.stderr_text;
+    }
+    int max_seen = std::stoi(read_file(state / "max"));
+    EXPECT_GE(max_seen, 1);
+    EXPECT_LE(max_seen, 2);
+    EXPECT_EQ(std::stoi(read_file(state / "current")), 0);
+    EXPECT_EQ(l.usage().count(gl::outcome::ok), 7u);
+}
+
+TEST_F(LocalLauncher, MissingResultsAreReportedNotFatal) {
+    auto r = run(job("no_results.py"));
+    EXPECT_EQ(r.result, gl::outcome::ok);
+    EXPECT_FALSE(r.correct);
+    EXPECT_THAT(r.error, HasSubstr("correct.json not found"));
+    EXPECT_TRUE(r.metrics.empty());
+    EXPECT_THAT(r.warnings, ::testing::Contains(HasSubstr("metrics.json not found")));
+}
+
+TEST_F(LocalLauncher, MalformedResultsAreReportedNotFatal) {
+    auto r = run(job("bad_correct.py"));
+    EXPECT_EQ(r.result, gl::outcome::ok);
+    EXPECT_FALSE(r.correct);
+    EXPECT_THAT(r.error, HasSubstr("correct.json is not valid JSON"));
+    EXPECT_THAT(r.warnings, ::testing::Contains(HasSubstr("metrics.json is not valid JSON")));
+}
+
+TEST_F(LocalLauncher, LargeOutputIsCappedButLoggedInFull) {
+    cfg.output_capture_bytes = 64 * 1024;
+    std::size_t line_count = 0;
+    auto spec = job("noisy.py");
+    spec.on_stdout = [&](std::string_view) { ++line_count; };
+    auto r = run(std::move(spec));
+    EXPECT_EQ(r.result, gl::outcome::ok);
+    EXPECT_TRUE(r.stdout_truncated);
+    EXPECT_LE(r.stdout_text.size(), 64u * 1024 + 100);
+    EXPECT_THAT(r.stdout_text, HasSubstr("bytes truncated ...]"));
+    EXPECT_TRUE(r.stdout_text.starts_with("line 000000"));
+    EXPECT_TRUE(r.stdout_text.ends_with("LAST LINE\n"));
+    EXPECT_EQ(fs::file_size(r.results_dir / "job_log.out"), 3000010u);
+    EXPECT_EQ(line_count, 30001u);
+}
+
+TEST_F(LocalLauncher, SetupFailures) {
+    auto missing_program = job("ok.py");
+    missing_program.program_path = dir / "nope.py";
+    auto r1 = run(std::move(missing_program));
+    EXPECT_EQ(r1.result, gl::outcome::setup_failed);
+    EXPECT_THAT(r1.diagnostic, HasSubstr("candidate program not found"));
+
+    auto r2 = run(job("does_not_exist.py"));
+    EXPECT_EQ(r2.result, gl::outcome::setup_failed);
+    EXPECT_THAT(r2.diagnostic, HasSubstr("evaluator not found"));
+}
+
+TEST_F(LocalLauncher, MissingInterpreterIsSetupFailed) {
+    cfg.local.python = "no-such-python-interpreter";
+    auto r = run(job("ok.py"));
+    EXPECT_EQ(r.result, gl::outcome::setup_failed);
+    EXPECT_THAT(r.diagnostic, HasSubstr("'no-such-python-interpreter' not found on PATH"));
+}
+
+TEST_F(LocalLauncher, InvalidJobIsRejectedWithAnErrorCode) {
+    auto& l = make();
+    gl::job_spec empty;
+    auto h = l.submit(empty);
+    try {
+        h.result.get();
+        FAIL() << "expected launch_error";
+    } catch (const gl::launch_error& e) {
+        EXPECT_EQ(e.code(), gl::errc::invalid_job);
+        EXPECT_THAT(e.what(), HasSubstr("program_path is empty"));
+    }
+    EXPECT_EQ(l.usage().rejected, 1u);
+}
+
+TEST_F(LocalLauncher, ShutdownCancelsEverythingAndRefusesNewJobs) {
+    auto& l = make();
+    std::promise<void> started;
+    std::once_flag once;
+    auto spec = job("grandchild.py");
+    spec.on_stdout = [&](std::string_view line) {
+        if (line == "spawned") std::call_once(once, [&] { started.set_value(); });
+    };
+    auto h = l.submit(std::move(spec));
+    ASSERT_EQ(started.get_future().wait_for(30s), std::future_status::ready);
+    l.shutdown();
+    // shutdown() returned: the job is over and reported.
+    ASSERT_EQ(h.result.wait_for(0s), std::future_status::ready);
+    auto r = h.result.get();
+    EXPECT_EQ(r.result, gl::outcome::cancelled);
+    pid_t grandchild = read_pid(r.results_dir / "grandchild.pid");
+    EXPECT_TRUE(eventually([&] { return !process_running(grandchild); }, 5s));
+
+    auto late = l.submit(job("ok.py"));
+    try {
+        late.result.get();
+        FAIL() << "expected launch_error";
+    } catch (const gl::launch_error& e) {
+        EXPECT_EQ(e.code(), gl::errc::shut_down);
+    }
+}
+
+TEST_F(LocalLauncher, WorksWithCoroutinesAndCancellationSlots) {
+    auto& l = make();
+    asio::cancellation_signal cancel;
+    std::promise<std::pair<gl::job_result, gl::job_result>> done;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            auto [ec1, ok] = co_await l.async_submit(job("ok.py"), asio::as_tuple(asio::use_awaitable));
+            EXPECT_FALSE(ec1);
+            auto spec = job("sleep.py");
+            spec.on_stdout = [&](std::string_view line) {
+                if (line == "started") cancel.emit(asio::cancellation_type::terminal);
+            };
+            auto [ec2, cancelled] = co_await l.async_submit(
+                std::move(spec), asio::bind_cancellation_slot(cancel.slot(), asio::as_tuple(asio::use_awaitable)));
+            EXPECT_FALSE(ec2);
+            done.set_value({ok, cancelled});
+        },
+        asio::detached);
+    auto f = done.get_future();
+    ASSERT_EQ(f.wait_for(60s), std::future_status::ready);
+    auto [ok, cancelled] = f.get();
+    EXPECT_EQ(ok.result, gl::outcome::ok);
+    EXPECT_EQ(cancelled.result, gl::outcome::cancelled);
+}
+
+TEST_F(LocalLauncher, CallbackTokenAndCounters) {
+    auto& l = make();
+    std::promise<gl::job_result> p;
+    l.async_submit(job("ok.py"), [&](boost::system::error_code ec, gl::job_result r) {
+        EXPECT_FALSE(ec);
+        p.set_value(std::move(r));
+    });
+    EXPECT_EQ(p.get_future().get().result, gl::outcome::ok);
+    auto u = l.usage();
+    EXPECT_EQ(u.submitted, 1u);
+    EXPECT_EQ(u.finished, 1u);
+    EXPECT_EQ(u.count(gl::outcome::ok), 1u);
+}
+
+TEST(LocalLauncherFactory, RejectsBadParallelism) {
+    asio::io_context io;
+    gl::launcher_config cfg;
+    cfg.max_parallel_jobs = 0;
+    boost::system::error_code ec;
+    gl::diagnostics diag;
+    auto l = gl::make_launcher(cfg, io.get_executor(), ec, diag);
+    EXPECT_FALSE(l);
+    EXPECT_EQ(ec, gl::errc::config_error);
+    EXPECT_THAT(diag.client_message, HasSubstr("max_parallel_jobs"));
+}
+
+}  // namespace

@@ -1,0 +1,686 @@
+// config_test.cpp - load_config, overrides, interpolation, validation, dotenv, durations.
+#include "genesis/launch/config.hpp"
+
+#include <boost/json/serialize.hpp>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+namespace gl = genesis::launch;
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+namespace {
+
+// A config folder in a fresh temporary directory, which is also the working dir.
+class ConfigTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        static std::atomic<int> counter{0};
+        root_ = fs::temp_directory_path() /
+                ("genesis_config_test_" + std::to_string(::getpid()) + "_" +
+                 std::to_string(counter++) + "_" + std::to_string(std::random_device{}()));
+        fs::create_directories(root_);
+
+        write("configs/config.yaml", R"(defaults:
+  - _self_
+  - cluster@_global_: local
+  - variant@_global_: demo
+
+verbose: false
+results_dir: results
+exp_name: demo_exp
+job_config:
+  eval_program_path: evaluate.py
+  extra_cmd_args: {}
+evo_config:
+  job_type: local
+  max_parallel_jobs: 2
+  init_program_path: initial.py
+  num_generations: 10
+task:
+  marker: defaults
+  from_defaults: yes_defaults
+)");
+        write("configs/cluster/local.yaml", R"(job_config:
+  _target_: genesis.launch.LocalJobConfig
+  time: "00:10:00"
+  conda_env: null
+evo_config:
+  job_type: local
+task:
+  marker: cluster_local
+  from_cluster: local
+)");
+        write("configs/cluster/e2b.yaml", R"(job_config:
+  _target_: genesis.launch.E2BJobConfig
+  template: base
+  timeout: 300
+  dependencies: [numpy]
+evo_config:
+  job_type: e2b
+  max_parallel_jobs: 10
+task:
+  marker: cluster_e2b
+  from_cluster: e2b
+)");
+        write("configs/variant/demo.yaml", R"(task:
+  marker: variant_demo
+evo_config:
+  num_generations: 5
+)");
+        write("configs/variant/circle_packing_example.yaml", "task:\n  marker: circle\n");
+        write("configs/variant/e2b_variant.yaml", R"(defaults:
+  - override /cluster@_global_: e2b
+task:
+  marker: variant_e2b
+)");
+    }
+
+    void TearDown() override {
+        std::error_code ec;
+        fs::remove_all(root_, ec);
+    }
+
+    void write(const std::string& relative, const std::string& text) {
+        const fs::path path = root_ / relative;
+        fs::create_directories(path.parent_path());
+        std::ofstream(path, std::ios::binary) << text;
+    }
+
+    gl::load_options options(std::vector<std::string> overrides = {}) {
+        gl::load_options opts;
+        opts.config_dir = root_ / "configs";
+        opts.working_dir = root_;
+        opts.overrides = std::move(overrides);
+        opts.getenv = [this](const std::string& name) -> std::optional<std::string> {
+            auto it = env_.find(name);
+            if (it == env_.end()) return std::nullopt;
+            return it->second;
+        };
+        return opts;
+    }
+
+    gl::loaded_config load(std::vector<std::string> overrides = {}) {
+        boost::system::error_code ec;
+        gl::diagnostics diag;
+        gl::loaded_config config = gl::load_config(options(std::move(overrides)), ec, diag);
+        EXPECT_FALSE(ec) << diag.client_message;
+        return config;
+    }
+
+    // Loads expecting failure; returns the message after checking its form.
+    std::string load_error(std::vector<std::string> overrides = {}) {
+        boost::system::error_code ec;
+        gl::diagnostics diag;
+        gl::load_config(options(std::move(overrides)), ec, diag);
+        EXPECT_EQ(ec, gl::errc::config_error);
+        EXPECT_EQ(&ec.category(), &gl::launch_category());
+        const std::string& message = diag.client_message;
+        EXPECT_FALSE(message.empty());
+        EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+        return message;
+    }
+
+    static std::string at(const gl::loaded_config& config, const std::string& object,
+                          const std::string& key) {
+        const auto* o = config.tree.if_contains(object);
+        if (!o || !o->is_object()) return "<no " + object + ">";
+        const auto* v = o->as_object().if_contains(key);
+        if (!v) return "<absent>";
+        return v->is_string() ? std::string(v->as_string()) : boost::json::serialize(*v);
+    }
+
+    fs::path root_;
+    std::map<std::string, std::string> env_;
+};
+
+// ---- merging and group selection --------------------------------------------------
+
+TEST_F(ConfigTest, MergeOrderIsDefaultsClusterVariantOverrides) {
+    auto config = load();
+    EXPECT_EQ(config.cluster, "local");
+    EXPECT_EQ(config.variant, "demo");
+    EXPECT_EQ(at(config, "task", "marker"), "variant_demo");
+    EXPECT_EQ(at(config, "task", "from_cluster"), "local");
+    EXPECT_EQ(at(config, "task", "from_defaults"), "yes_defaults");
+    EXPECT_EQ(at(config, "evo_config", "num_generations"), "5");
+    ASSERT_EQ(config.sources.size(), 3u);
+    EXPECT_EQ(config.sources[0].filename(), "config.yaml");
+    EXPECT_EQ(config.sources[1], fs::path(root_ / "configs/cluster/local.yaml"));
+    EXPECT_EQ(config.sources[2], fs::path(root_ / "configs/variant/demo.yaml"));
+    EXPECT_EQ(config.launcher.type, gl::job_type::local);
+    EXPECT_EQ(config.launcher.local.time, std::chrono::milliseconds(600'000));
+    EXPECT_FALSE(config.launcher.local.conda_env);
+
+    auto overridden = load({"task.marker=from_cli"});
+    EXPECT_EQ(at(overridden, "task", "marker"), "from_cli");
+}
+
+TEST_F(ConfigTest, ClusterChosenOnTheCommandLine) {
+    auto config = load({"cluster=e2b"});
+    EXPECT_EQ(config.cluster, "e2b");
+    EXPECT_EQ(config.launcher.type, gl::job_type::e2b);
+    EXPECT_EQ(config.launcher.max_parallel_jobs, 10);
+    EXPECT_EQ(config.launcher.e2b.template_id, "base");
+    EXPECT_EQ(config.launcher.e2b.timeout, 300s);
+    EXPECT_EQ(config.launcher.e2b.dependencies, std::vector<std::string>{"numpy"});
+    EXPECT_EQ(at(config, "task", "from_cluster"), "e2b");
+    EXPECT_EQ(at(config, "task", "marker"), "variant_demo");  // variant still beats cluster
+    EXPECT_EQ(config.sources.at(1), fs::path(root_ / "configs/cluster/e2b.yaml"));
+}
+
+TEST_F(ConfigTest, VariantDefaultsListOverridesTheCluster) {
+    auto config = load({"variant=e2b_variant"});
+    EXPECT_EQ(config.variant, "e2b_variant");
+    EXPECT_EQ(config.cluster, "e2b");
+    EXPECT_EQ(config.launcher.type, gl::job_type::e2b);
+    EXPECT_EQ(at(config, "task", "marker"), "variant_e2b");
+    EXPECT_EQ(config.tree.if_contains("defaults"), nullptr);
+
+    // The command line wins over a group file's defaults list, in either order.
+    for (auto overrides : {std::vector<std::string>{"variant=e2b_variant", "cluster=local"},
+                           std::vector<std::string>{"cluster=local", "variant=e2b_variant"}}) {
+        auto chosen = load(overrides);
+        EXPECT_EQ(chosen.cluster, "local");
+        EXPECT_EQ(chosen.launcher.type, gl::job_type::local);
+    }
+}
+
+TEST_F(ConfigTest, PlainAndOptionalDefaultsEntries) {
+    write("configs/config.yaml", R"(defaults:
+  - cluster: e2b
+  - optional extras@_global_: absent
+  - optional variant: demo
+evo_config:
+  job_type: local
+)");
+    auto config = load();
+    EXPECT_EQ(config.cluster, "e2b");
+    EXPECT_EQ(config.variant, "demo");
+    EXPECT_EQ(config.launcher.type, gl::job_type::e2b);
+
+    auto without = load({"~cluster"});
+    EXPECT_EQ(without.cluster, "");
+    EXPECT_EQ(without.launcher.type, gl::job_type::local);
+    EXPECT_EQ(without.sources.size(), 2u);
+}
+
+TEST_F(ConfigTest, OtherGroupsMergeBeforeTheVariant) {
+    write("configs/config.yaml", R"(defaults:
+  - variant@_global_: demo
+  - task@_global_: packing
+  - cluster@_global_: local
+  - extras@task.extra: one
+)");
+    write("configs/task/packing.yaml", "task:\n  marker: task_group\n  from_task: yes\n");
+    write("configs/extras/one.yaml", "value: 1\n");
+    auto config = load();
+    EXPECT_EQ(at(config, "task", "marker"), "variant_demo");
+    EXPECT_EQ(at(config, "task", "from_task"), "yes");  // YAML 1.2: `yes` is a string
+    // A package other than _global_ places the file's content under that key.
+    EXPECT_EQ(config.tree.at("task").at("extra").at("value").as_int64(), 1);
+    ASSERT_EQ(config.sources.size(), 5u);
+    EXPECT_EQ(config.sources[1].filename(), "packing.yaml");
+    EXPECT_EQ(config.sources[2].filename(), "local.yaml");
+    EXPECT_EQ(config.sources[3].filename(), "one.yaml");
+    EXPECT_EQ(config.sources[4].filename(), "demo.yaml");
+}
+
+TEST_F(ConfigTest, TargetKeysAreAcceptedAndDropped) {
+    write("configs/variant/demo.yaml", R"(_target_: top.level
+task:
+  nested:
+    _target_: some.Class
+    value: 1
+)");
+    auto config = load({"cluster=e2b"});
+    EXPECT_EQ(config.tree.if_contains("_target_"), nullptr);
+    EXPECT_EQ(config.tree.at("job_config").as_object().if_contains("_target_"), nullptr);
+    EXPECT_EQ(config.tree.at("task").at("nested").as_object().if_contains("_target_"), nullptr);
+    EXPECT_EQ(config.tree.at("task").at("nested").at("value").as_int64(), 1);
+}
+
+// ---- overrides ----------------------------------------------------------------------
+
+TEST_F(ConfigTest, ValueOverridesAreYaml) {
+    auto config = load({"cluster=e2b", R"(job_config.dependencies=["numpy","scipy"])",
+                        "job_config.timeout=600", "+task.flag=true", "task.marker=null",
+                        "task.from_cluster='quoted text'", "job_config.dependencies.1=scipy-extra"});
+    EXPECT_EQ(config.launcher.e2b.dependencies, (std::vector<std::string>{"numpy", "scipy-extra"}));
+    EXPECT_EQ(config.launcher.e2b.timeout, 600s);
+    EXPECT_EQ(at(config, "task", "flag"), "true");
+    EXPECT_EQ(at(config, "task", "marker"), "null");
+    EXPECT_EQ(at(config, "task", "from_cluster"), "quoted text");
+    EXPECT_EQ(config.tree.at("job_config").at("timeout").as_int64(), 600);
+}
+
+TEST_F(ConfigTest, AddForceAddAndDelete) {
+    auto added = load({"+task.new_key=42", "+task.deep.er=x", "++task.marker=forced",
+                       "++task.other=new", "~task.from_cluster"});
+    EXPECT_EQ(at(added, "task", "new_key"), "42");
+    EXPECT_EQ(added.tree.at("task").at("deep").at("er").as_string(), "x");
+    EXPECT_EQ(at(added, "task", "marker"), "forced");
+    EXPECT_EQ(at(added, "task", "other"), "new");
+    EXPECT_EQ(at(added, "task", "from_cluster"), "<absent>");
+
+    EXPECT_EQ(load_error({"+task.marker=x"}),
+              "command line override '+task.marker=x': key 'task.marker' is already in the config "
+              "(use ++task.marker=... to override it)");
+    EXPECT_EQ(load_error({"~task.nothing"}),
+              "command line override '~task.nothing': key 'task.nothing' is not in the config");
+    EXPECT_THAT(load_error({"~task.marker=wrong"}),
+                HasSubstr("key 'task.marker' is \"variant_demo\", not \"wrong\""));
+    EXPECT_EQ(at(load({"~task.marker=variant_demo"}), "task", "marker"), "<absent>");
+}
+
+TEST_F(ConfigTest, SettingAMissingKeyIsAnError) {
+    EXPECT_EQ(load_error({"task.markr=1"}),
+              "command line override 'task.markr=1': key 'task.markr' is not in the config "
+              "(use +task.markr=... to add it); did you mean 'task.marker'?");
+    EXPECT_THAT(load_error({"job_config.tme=5"}),
+                HasSubstr("key 'job_config.tme' is not in the config (use +job_config.tme=... to add "
+                          "it); did you mean 'job_config.time'?"));
+    EXPECT_THAT(load_error({"nothing.here=5"}), HasSubstr("key 'nothing.here' is not in the config"));
+    EXPECT_THAT(load_error({"task.marker.sub=5"}), HasSubstr("'task.marker' is not a map"));
+
+    // Keys of the launcher's schema may be set without '+', like Hydra structured configs.
+    auto config = load({"job_config.kill_grace=5", "job_config.env_vars.FOO=bar"});
+    EXPECT_EQ(config.launcher.kill_grace, 5000ms);
+    EXPECT_EQ(config.launcher.env_vars.at("FOO"), "bar");
+}
+
+TEST_F(ConfigTest, BadOverrideSyntax) {
+    for (const std::string text : {"no_equals", "=5", "a b=1", "a..b=1", ".a=1", "+=1"}) {
+        const std::string message = load_error({text});
+        EXPECT_THAT(message, StartsWith("command line override '" + text + "': ")) << message;
+    }
+    EXPECT_THAT(load_error({"no_equals"}), HasSubstr("expected key=value"));
+    EXPECT_THAT(load_error({"a b=1"}), HasSubstr("invalid key 'a b'"));
+    EXPECT_THAT(load_error({"job_config.dependencies=[numpy"}),
+                StartsWith("command line override 'job_config.dependencies=[numpy': invalid YAML value: "));
+    EXPECT_THAT(load_error({"cluster=../etc"}), HasSubstr("invalid cluster name"));
+}
+
+// ---- interpolation ------------------------------------------------------------------
+
+TEST_F(ConfigTest, Interpolation) {
+    write("configs/variant/demo.yaml", R"(task:
+  name: circle
+  jobs: 4
+  seconds: 90
+  nested: {x: 1, y: [a, b]}
+  whole: ${task.nested}
+  text: "run-${task.name}-${task.jobs}"
+  env: ${oc.env:MY_VAR}
+  env_default: ${oc.env:MISSING_VAR,fallback}
+  select_missing: ${oc.select:task.nope,7}
+  select_present: ${oc.select:task.name,7}
+  escaped: '\${literal}'
+  chained: ${task.text}
+evo_config:
+  max_parallel_jobs: ${task.jobs}
+job_config:
+  time: ${task.seconds}
+)");
+    env_["MY_VAR"] = "hello";
+    auto config = load({"task.name=square"});
+    const auto& task = config.tree.at("task").as_object();
+    EXPECT_EQ(boost::json::serialize(task.at("whole")), R"({"x":1,"y":["a","b"]})");
+    EXPECT_EQ(task.at("text").as_string(), "run-square-4");
+    EXPECT_EQ(task.at("chained").as_string(), "run-square-4");
+    EXPECT_EQ(task.at("env").as_string(), "hello");
+    EXPECT_EQ(task.at("env_default").as_string(), "fallback");
+    EXPECT_EQ(task.at("select_missing").as_int64(), 7);
+    EXPECT_EQ(task.at("select_present").as_string(), "square");
+    EXPECT_EQ(task.at("escaped").as_string(), "${literal}");
+    EXPECT_EQ(config.launcher.max_parallel_jobs, 4);
+    EXPECT_EQ(config.launcher.local.time, std::chrono::milliseconds(90'000));
+    // Other resolvers.
+    write("configs/variant/demo.yaml", R"(task:
+  cwd: ${hydra:runtime.cwd}
+  year: ${now:%Y}
+  decoded: ${oc.decode:${oc.env:MY_NUMBER}}
+  as_text: ${oc.env:MY_NUMBER}
+  nested_default: ${oc.env:UNSET_VAR,${task.year}}
+)");
+    env_["MY_NUMBER"] = "600";
+    auto resolved = load();
+    const auto& more = resolved.tree.at("task").as_object();
+    EXPECT_EQ(more.at("cwd").as_string(), root_.lexically_normal().string());
+    EXPECT_EQ(more.at("year").as_string().size(), 4u);
+    EXPECT_EQ(more.at("decoded").as_int64(), 600);
+    EXPECT_EQ(more.at("as_text").as_string(), "600");
+    EXPECT_EQ(more.at("nested_default").as_string(), more.at("year").as_string());
+
+    // The hydra subtree is Hydra's own and is kept verbatim.
+    write("configs/variant/demo.yaml", "hydra:\n  run:\n    dir: ${hydra.job.name}/x\n");
+    EXPECT_EQ(load().tree.at("hydra").at("run").at("dir").as_string(), "${hydra.job.name}/x");
+}
+
+TEST_F(ConfigTest, UnresolvableInterpolationNamesFileLineAndKey) {
+    write("configs/variant/demo.yaml", "task:\n  fine: 1\n  bad: ${task.missing}\n");
+    EXPECT_EQ(load_error(),
+              "configs/variant/demo.yaml:3: task.bad: cannot resolve '${task.missing}': key "
+              "'task.missing' is not in the config");
+
+    write("configs/variant/demo.yaml", "task:\n  env: ${oc.env:NOT_SET_ANYWHERE}\n");
+    EXPECT_THAT(load_error(), HasSubstr("configs/variant/demo.yaml:2: task.env: cannot resolve "
+                                        "'${oc.env:NOT_SET_ANYWHERE}': environment variable"));
+
+    write("configs/variant/demo.yaml", "task:\n  a: ${task.b}\n  b: ${task.a}\n");
+    EXPECT_THAT(load_error(), HasSubstr("cycle"));
+
+    write("configs/variant/demo.yaml", "task:\n  a: ${nosuch:x}\n");
+    EXPECT_THAT(load_error(), HasSubstr("unknown resolver 'nosuch'"));
+}
+
+// ---- error messages -----------------------------------------------------------------
+
+TEST_F(ConfigTest, MissingFilesAndGroups) {
+    EXPECT_EQ(load_error({"variant=circle_pakcing"}),
+              "command line override 'variant=circle_pakcing': variant 'circle_pakcing' not found "
+              "in configs/variant (available: circle_packing_example, demo, e2b_variant); did you "
+              "mean 'circle_packing_example'?");
+
+    write("configs/config.yaml", "defaults:\n  - _self_\n  - cluster@_global_: nowhere\n");
+    EXPECT_EQ(load_error(),
+              "configs/config.yaml:3: defaults: cluster 'nowhere' not found in configs/cluster "
+              "(available: e2b, local)");
+
+    write("configs/config.yaml", "defaults:\n  - databse@_global_: small\n");
+    fs::create_directories(root_ / "configs/database");
+    EXPECT_THAT(load_error(), HasSubstr("config group 'databse' not found in configs (available "
+                                        "groups: cluster, database, variant); did you mean 'database'?"));
+
+    fs::remove(root_ / "configs/config.yaml");
+    EXPECT_EQ(load_error(), "configs/config.yaml: file not found");
+
+    fs::remove_all(root_ / "configs");
+    EXPECT_EQ(load_error(), "configs: config folder not found");
+}
+
+TEST_F(ConfigTest, YamlSyntaxErrorsAndNonMapFiles) {
+    write("configs/cluster/broken.yaml", "job_config:\n  time: 5\n  dependencies: [numpy\nfoo: 1\n");
+    EXPECT_THAT(load_error({"cluster=broken"}),
+                testing::MatchesRegex("configs/cluster/broken\\.yaml:[34]: YAML syntax error: .+"));
+
+    write("configs/cluster/list.yaml", "- a\n- b\n");
+    EXPECT_EQ(load_error({"cluster=list"}),
+              "configs/cluster/list.yaml:1: the top level must be a map, got a list");
+
+    write("configs/cluster/dup.yaml", "job_config:\n  time: 1\n  time: 2\n");
+    EXPECT_EQ(load_error({"cluster=dup"}), "configs/cluster/dup.yaml:3: job_config.time: duplicate key");
+}
+
+TEST_F(ConfigTest, WrongTypesNameFileLineAndKey) {
+    write("configs/cluster/bad.yaml", R"(# comment line
+job_config:
+  conda_env: null
+  python: python3
+  time: abc
+)");
+    EXPECT_EQ(load_error({"cluster=bad"}),
+              "configs/cluster/bad.yaml:5: job_config.time: expected hh:mm:ss or a number of "
+              "seconds, got \"abc\"");
+
+    EXPECT_EQ(load_error({"job_config.time=-5"}),
+              "command line override 'job_config.time=-5': job_config.time: expected hh:mm:ss or "
+              "a number of seconds, got -5");
+    EXPECT_THAT(load_error({"cluster=e2b", "job_config.timeout=0"}),
+                HasSubstr("job_config.timeout: expected a positive number of seconds, got 0"));
+    EXPECT_THAT(load_error({"evo_config.max_parallel_jobs=0"}),
+                HasSubstr("evo_config.max_parallel_jobs: expected an integer >= 1, got 0"));
+    EXPECT_THAT(load_error({"evo_config.max_parallel_jobs=many"}),
+                HasSubstr("evo_config.max_parallel_jobs: expected an integer, got \"many\""));
+    EXPECT_THAT(load_error({"job_config.dependencies=numpy"}),
+                HasSubstr("job_config.dependencies: expected a list of strings, got \"numpy\""));
+    EXPECT_THAT(load_error({"job_config.env_vars=[a]"}),
+                HasSubstr("job_config.env_vars: expected a map, got a list"));
+    EXPECT_THAT(load_error({"job_config.cpus=two"}), HasSubstr("job_config.cpus: expected an integer"));
+    EXPECT_EQ(load_error({"evo_config.job_type=slurm"}),
+              "command line override 'evo_config.job_type=slurm': evo_config.job_type: expected "
+              "'local' or 'e2b', got \"slurm\"");
+    EXPECT_THAT(load_error({"evo_config.job_type=e2"}), HasSubstr("(did you mean 'e2b'?)"));
+}
+
+TEST_F(ConfigTest, UnknownKeys) {
+    write("configs/cluster/typo.yaml", R"(job_config:
+  conda_env: null
+
+  tme: "00:01:00"
+)");
+    EXPECT_EQ(load_error({"cluster=typo"}),
+              "configs/cluster/typo.yaml:4: job_config.tme: unknown key (did you mean 'time'?)");
+
+    write("configs/variant/demo.yaml", "evo_config:\n  max_paralel_jobs: 3\n");
+    EXPECT_EQ(load_error(),
+              "configs/variant/demo.yaml:2: evo_config.max_paralel_jobs: unknown key (did you mean "
+              "'max_parallel_jobs'?)");
+
+    write("configs/variant/demo.yaml", "evo_config:\n  job_typ: e2b\n");
+    EXPECT_THAT(load_error(), HasSubstr("evo_config.job_typ: unknown key (did you mean 'job_type'?)"));
+
+    // Genesis engine settings pass, including new ones far from the launcher's keys.
+    write("configs/variant/demo.yaml",
+          "evo_config:\n  llm_models: [a]\n  language: python\n  brand_new_engine_setting: 1\n");
+    EXPECT_EQ(load().launcher.max_parallel_jobs, 2);
+
+    write("configs/variant/demo.yaml", "verbos: true\n");
+    EXPECT_EQ(load_error(), "configs/variant/demo.yaml:1: verbos: unknown key (did you mean 'verbose'?)");
+    write("configs/variant/demo.yaml", "completely_unrelated: 1\n");
+    EXPECT_EQ(load_error(), "configs/variant/demo.yaml:1: completely_unrelated: unknown key");
+
+    // Subtrees other than job_config / evo_config are not validated.
+    write("configs/variant/demo.yaml", "db_config:\n  anything: 1\nlauncher:\n  x: y\n");
+    EXPECT_EQ(load().cluster, "local");
+}
+
+TEST_F(ConfigTest, ThrowingOverload) {
+    try {
+        gl::load_config(options({"variant=nope"}));
+        FAIL() << "expected launch_error";
+    } catch (const gl::launch_error& e) {
+        EXPECT_EQ(e.code(), gl::errc::config_error);
+        EXPECT_THAT(e.diag().client_message, HasSubstr("variant 'nope' not found"));
+    }
+    EXPECT_NO_THROW(gl::load_config(options()));
+}
+
+// ---- schema values ------------------------------------------------------------------
+
+TEST_F(ConfigTest, JobConfigValuesAndRelativePaths) {
+    write("configs/variant/demo.yaml", R"(job_config:
+  eval_program_path: tasks/evaluate.py
+  extra_cmd_args: {seed: 3, verbose: true, mode: fast}
+  env_vars: {A: x, B: 2, C: true}
+  python: /usr/bin/python3
+  conda_env: genesis
+  additional_files: {/home/user/data.csv: data/data.csv, /home/user/abs.txt: /tmp/abs.txt}
+  cpus: 2
+  memory_mb: 1024
+  kill_grace: "00:00:05"
+  output_capture_bytes: 1000
+  api_url: https://api.example
+  eval_command: ignored
+evo_config:
+  init_program_path: tasks/initial.py
+  results_dir: out/run1
+)");
+    auto config = load();
+    const auto& l = config.launcher;
+    EXPECT_EQ(l.eval_program_path, root_ / "tasks/evaluate.py");
+    EXPECT_EQ(l.init_program_path, root_ / "tasks/initial.py");
+    EXPECT_EQ(l.results_dir, root_ / "out/run1");
+    EXPECT_EQ(boost::json::serialize(l.extra_cmd_args), R"({"seed":3,"verbose":true,"mode":"fast"})");
+    EXPECT_EQ(l.env_vars, (std::map<std::string, std::string>{{"A", "x"}, {"B", "2"}, {"C", "true"}}));
+    EXPECT_EQ(l.local.python, "/usr/bin/python3");
+    EXPECT_EQ(l.local.conda_env, "genesis");
+    EXPECT_EQ(l.e2b.additional_files.at("/home/user/data.csv"), (root_ / "data/data.csv").string());
+    EXPECT_EQ(l.e2b.additional_files.at("/home/user/abs.txt"), "/tmp/abs.txt");
+    EXPECT_EQ(l.e2b.cpus, 2);
+    EXPECT_EQ(l.e2b.memory_mb, 1024);
+    EXPECT_EQ(l.kill_grace, 5000ms);
+    EXPECT_EQ(l.output_capture_bytes, 1000u);
+    EXPECT_EQ(l.e2b.api_url, "https://api.example");
+
+    // Top-level results_dir is the fallback; defaults are resolved too.
+    write("configs/variant/demo.yaml", "task: {}\n");
+    auto plain = load({"job_config.time=null"});
+    EXPECT_EQ(plain.launcher.results_dir, root_ / "results");
+    EXPECT_EQ(plain.launcher.eval_program_path, root_ / "evaluate.py");
+    EXPECT_FALSE(plain.launcher.local.time);
+    EXPECT_EQ(load({"job_config.time=1.5"}).launcher.local.time, std::chrono::milliseconds(1500));
+}
+
+TEST_F(ConfigTest, ProgramsFromAListAFolderOrAFile) {
+    write("cands/b.py", "");
+    write("cands/a.py", "");
+    write("cands/.hidden.py", "");
+    write("cands/notes.txt", "");
+    fs::create_directories(root_ / "cands/sub.py");
+
+    auto folder = load({"programs=cands"});
+    EXPECT_EQ(folder.programs, (std::vector<fs::path>{root_ / "cands/a.py", root_ / "cands/b.py"}));
+
+    auto list = load({"programs=[cands/b.py, cands/a.py]"});
+    EXPECT_EQ(list.programs, (std::vector<fs::path>{root_ / "cands/b.py", root_ / "cands/a.py"}));
+
+    auto single = load({"programs=cands/a.py"});
+    EXPECT_EQ(single.programs, std::vector<fs::path>{root_ / "cands/a.py"});
+    EXPECT_TRUE(load().programs.empty());
+
+    EXPECT_EQ(load_error({"programs=nope"}),
+              "command line override 'programs=nope': programs: 'nope' does not exist");
+    EXPECT_THAT(load_error({"programs=[cands/a.py, cands/zz.py]"}),
+                HasSubstr("programs.1: 'cands/zz.py' does not exist"));
+}
+
+// ---- credentials --------------------------------------------------------------------
+
+TEST_F(ConfigTest, E2bCredentialsFromEnvironmentThenDotenv) {
+    write(".env", "E2B_API_KEY=from-dotenv-secret\nE2B_DOMAIN=dotenv.example\n");
+    auto from_file = load({"cluster=e2b"});
+    EXPECT_EQ(from_file.launcher.e2b.api_key, "from-dotenv-secret");
+    EXPECT_EQ(from_file.launcher.e2b.domain, "dotenv.example");
+    EXPECT_EQ(boost::json::serialize(from_file.tree).find("from-dotenv-secret"), std::string::npos);
+
+    env_["E2B_API_KEY"] = "from-env-secret";
+    env_["E2B_API_URL"] = "https://env.example";
+    auto from_env = load({"cluster=e2b"});
+    EXPECT_EQ(from_env.launcher.e2b.api_key, "from-env-secret");
+    EXPECT_EQ(from_env.launcher.e2b.api_url, "https://env.example");
+    EXPECT_EQ(from_env.launcher.e2b.domain, "dotenv.example");
+
+    // A value written in the config wins over the environment.
+    auto configured = load({"cluster=e2b", "job_config.api_url=https://config.example"});
+    EXPECT_EQ(configured.launcher.e2b.api_url, "https://config.example");
+
+    // The key never appears in error messages.
+    EXPECT_EQ(load_error({"evo_config.job_type=x"}).find("secret"), std::string::npos);
+
+    fs::remove(root_ / ".env");
+    env_.clear();
+    auto none = load();
+    EXPECT_EQ(none.launcher.e2b.api_key, "");
+    EXPECT_EQ(none.launcher.e2b.domain, "e2b.app");
+}
+
+// ---- free functions -----------------------------------------------------------------
+
+TEST(ParseDuration, AcceptedForms) {
+    EXPECT_EQ(gl::parse_duration("01:02:03"), std::chrono::milliseconds((3600 + 120 + 3) * 1000));
+    EXPECT_EQ(gl::parse_duration("00:10:00"), std::chrono::milliseconds(600'000));
+    EXPECT_EQ(gl::parse_duration("48:00:00"), std::chrono::milliseconds(48LL * 3600 * 1000));
+    EXPECT_EQ(gl::parse_duration("02:30"), std::chrono::milliseconds(150'000));
+    EXPECT_EQ(gl::parse_duration("90"), std::chrono::milliseconds(90'000));
+    EXPECT_EQ(gl::parse_duration("1.5"), std::chrono::milliseconds(1'500));
+    EXPECT_EQ(gl::parse_duration(".25"), std::chrono::milliseconds(250));
+    EXPECT_EQ(gl::parse_duration("0"), std::chrono::milliseconds(0));
+    EXPECT_EQ(gl::parse_duration(" 7 "), std::chrono::milliseconds(7'000));
+    EXPECT_EQ(gl::parse_duration("00:00:01.5"), std::chrono::milliseconds(1'500));
+}
+
+TEST(ParseDuration, RejectedForms) {
+    for (const char* text : {"", "abc", "-1", "-00:01:00", "1:2:3:4", "00:60:00", "01:75", "1e3",
+                             "1.2.3", "::", "1:", ":30", "10 s", "+5", "."}) {
+        EXPECT_EQ(gl::parse_duration(text), std::nullopt) << text;
+    }
+}
+
+TEST(ParseDotenv, Format) {
+    const auto values = gl::parse_dotenv(
+        "# a comment\n"
+        "\n"
+        "PLAIN=value\n"
+        "export EXPORTED=yes\n"
+        "  SPACED = padded value   \n"
+        "SINGLE='single # not a comment $HOME'\n"
+        "DOUBLE=\"line1\\nline2 \\\"q\\\"\"\n"
+        "MULTI=\"first\nsecond\"\n"
+        "INLINE=abc # trailing comment\n"
+        "HASH=a#b\n"
+        "EMPTY=\n"
+        "CRLF=windows\r\n"
+        "not a valid line\n"
+        "PLAIN=overridden\n");
+    EXPECT_EQ(values.at("PLAIN"), "overridden");
+    EXPECT_EQ(values.at("EXPORTED"), "yes");
+    EXPECT_EQ(values.at("SPACED"), "padded value");
+    EXPECT_EQ(values.at("SINGLE"), "single # not a comment $HOME");
+    EXPECT_EQ(values.at("DOUBLE"), "line1\nline2 \"q\"");
+    EXPECT_EQ(values.at("MULTI"), "first\nsecond");
+    EXPECT_EQ(values.at("INLINE"), "abc");
+    EXPECT_EQ(values.at("HASH"), "a#b");
+    EXPECT_EQ(values.at("EMPTY"), "");
+    EXPECT_EQ(values.at("CRLF"), "windows");
+    EXPECT_EQ(values.size(), 10u);
+}
+
+TEST_F(ConfigTest, ListConfigGroups) {
+    write("configs/cluster/notes.txt", "");
+    fs::create_directories(root_ / "configs/.hidden");
+    const auto groups = gl::list_config_groups(root_ / "configs");
+    ASSERT_EQ(groups.size(), 2u);
+    EXPECT_EQ(groups.at("cluster"), (std::vector<std::string>{"e2b", "local"}));
+    EXPECT_EQ(groups.at("variant"),
+              (std::vector<std::string>{"circle_packing_example", "demo", "e2b_variant"}));
+    EXPECT_TRUE(gl::list_config_groups(root_ / "missing").empty());
+}
+
+// ---- the repository's own configs ---------------------------------------------------
+
+TEST(RepositoryConfigs, LoadWithE2bCluster) {
+    const fs::path source_dir = GENESIS_SOURCE_DIR;
+    if (!fs::exists(source_dir / "configs/config.yaml")) GTEST_SKIP() << "configs/config.yaml not present";
+    gl::load_options options;
+    options.config_dir = source_dir / "configs";
+    options.working_dir = source_dir;
+    options.getenv = [](const std::string&) { return std::optional<std::string>{}; };
+    options.overrides = {"cluster=e2b"};
+    boost::system::error_code ec;
+    gl::diagnostics diag;
+    auto config = gl::load_config(options, ec, diag);
+    ASSERT_FALSE(ec) << diag.client_message;
+    EXPECT_EQ(config.cluster, "e2b");
+    EXPECT_EQ(config.launcher.type, gl::job_type::e2b);
+    EXPECT_EQ(config.launcher.max_parallel_jobs, 10);
+
+    options.overrides.clear();
+    gl::load_config(options, ec, diag);
+    EXPECT_FALSE(ec) << diag.client_message;
+}
+
+}  // namespace
