@@ -7,6 +7,7 @@
 
 #include <boost/json/serialize.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -144,7 +145,7 @@ void batch_runner::submit_all() {
 }
 
 void batch_runner::on_job_done(std::size_t index, boost::system::error_code ec, launch::job_result result) {
-    job_record record{plan_.jobs[index], std::move(result), static_cast<bool>(ec)};
+    job_record record{index, plan_.jobs[index], std::move(result), static_cast<bool>(ec)};
     if (record.rejected) {
         // The launcher refused the job before it started; make that visible.
         launch::job_result& r = record.result;
@@ -254,14 +255,18 @@ void batch_runner::print_summary() {
         status_->write_above(short_summary(finished_, plan_) + "\n");
         return;
     }
+    // Reports follow completion order; the summary follows the plan.
+    std::vector<job_record> records = finished_;
+    std::sort(records.begin(), records.end(),
+              [](const job_record& a, const job_record& b) { return a.index < b.index; });
     std::string text;
     if (interrupted_by_ != 0) text += "interrupted by " + signal_name(interrupted_by_) + "\n\n";
-    if (finished_.empty())
+    if (records.empty())
         text += "no job finished\nresults: " + plan_.run_dir.string() + "\n";
-    else if (!plan_.batch && finished_.size() == 1)
-        text += single_summary(finished_.front(), plan_);
+    else if (!plan_.batch && records.size() == 1)
+        text += single_summary(records.front(), plan_);
     else
-        text += batch_summary(finished_, plan_, out_.table_width);
+        text += batch_summary(records, plan_, out_.table_width);
     if (const std::size_t missing = plan_.jobs.size() - finished_.size(); missing != 0)
         text += jobs_phrase(missing) + " did not report\n";
     write_all(stdout, text);

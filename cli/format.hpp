@@ -312,7 +312,7 @@ inline std::string single_summary(const job_record& rec, const run_plan& plan, s
     row("correct", r.correct ? "true" : "false");
     row("score", format_score(r.combined_score, 10));
     if (!r.error.empty()) row("error", one_line(r.error));
-    if (!r.diagnostic.empty()) row("diagnostic", one_line(r.diagnostic));
+    if (!r.diagnostic.empty() && r.diagnostic != r.error) row("diagnostic", one_line(r.diagnostic));
     row("exit", format_exit(r));
 
     const auto& t = r.timings;

@@ -33,6 +33,7 @@ struct run_plan {
 
 // A finished job as the CLI reports it.
 struct job_record {
+    std::size_t index = 0;  // position in run_plan::jobs
     planned_job job;
     launch::job_result result;
     bool rejected = false;  // the launcher refused the job (async_submit completed with an error)

@@ -503,7 +503,7 @@ TEST_F(CliTest, VersionPrintsTheLibraryVersion) {
 }
 
 TEST_F(CliTest, PrintConfigShowsMergedTreeWithOverrides) {
-    const cli_result r = run({"--print-config", "variant=fail", "--results-dir", "elsewhere", "+extra.note=hello"});
+    const cli_result r = run({"--print-config", "variant=fail", "--results-dir", "elsewhere", "+exp_name=hello"});
     ASSERT_EQ(r.exit_code, 0) << describe(r);
     boost::system::error_code ec;
     const boost::json::value v = boost::json::parse(r.out, ec);
@@ -513,7 +513,7 @@ TEST_F(CliTest, PrintConfigShowsMergedTreeWithOverrides) {
     ASSERT_TRUE(tree.contains("job_config"));
     EXPECT_TRUE(contains(boost::json::serialize(tree.at("job_config")), "fail.py")) << r.out;
     EXPECT_EQ(tree.at("evo_config").at("results_dir").as_string(), "elsewhere");
-    EXPECT_EQ(tree.at("extra").at("note").as_string(), "hello");
+    EXPECT_EQ(tree.at("exp_name").as_string(), "hello");
     EXPECT_FALSE(fs::exists(root() / "elsewhere"));
 }
 
