@@ -5,12 +5,12 @@
 #include "exit_codes.hpp"
 #include "format.hpp"
 
+#include <boost/asio/bind_executor.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
-#include <cstdlib>
 #include <utility>
 
 #include <sys/ioctl.h>
@@ -124,6 +124,7 @@ int batch_runner::run() {
     io_.run();
 
     status_->clear();
+    if (forced_exit_code_) return *forced_exit_code_;
     print_summary();
     if (interrupted_by_ != 0) return exit_code_for_signal(interrupted_by_);
     return exit_code_for(finished_, plan_.jobs.size());
@@ -136,9 +137,12 @@ void batch_runner::submit_all() {
         spec.job_id = job.job_id;
         spec.program_path = job.program;
         spec.results_dir = job.results_dir;
-        launcher_.async_submit(std::move(spec), [this, i](boost::system::error_code ec, launch::job_result result) {
-            on_job_done(i, ec, std::move(result));
-        });
+        // Bound to our io_context: completions run on the main thread's event loop.
+        launcher_.async_submit(
+            std::move(spec), asio::bind_executor(io_.get_executor(), [this, i](boost::system::error_code ec,
+                                                                               launch::job_result result) {
+                on_job_done(i, ec, std::move(result));
+            }));
     }
     all_submitted_ = true;
     finish_if_done();
@@ -180,10 +184,10 @@ void batch_runner::finish_if_done() {
 
 void batch_runner::begin_shutdown() {
     shutdown_started_ = true;
-    launcher_.async_shutdown([this](boost::system::error_code) {
+    launcher_.async_shutdown(asio::bind_executor(io_.get_executor(), [this](boost::system::error_code) {
         shutdown_done_ = true;
         finish_if_done();
-    });
+    }));
 }
 
 void batch_runner::wait_for_signal() {
@@ -197,7 +201,8 @@ void batch_runner::on_signal(int signal_number) {
     if (interrupted_by_ != 0) {
         // A second signal: the user insists.
         status_->write_above("interrupted again: exiting now\n");
-        exit_now(exit_code_for_signal(interrupted_by_));
+        stop_now(exit_code_for_signal(interrupted_by_));
+        return;
     }
     interrupted_by_ = signal_number;
     const std::size_t pending = plan_.jobs.size() - finished_.size();
@@ -212,7 +217,7 @@ void batch_runner::on_signal(int signal_number) {
         status_->clear();
         status_->write_above("genesis_launch: cleanup did not finish in time; exiting\n");
         print_summary();
-        exit_now(exit_code_for_signal(interrupted_by_));
+        stop_now(exit_code_for_signal(interrupted_by_));
     });
     wait_for_signal();
 }
@@ -272,10 +277,13 @@ void batch_runner::print_summary() {
     write_all(stdout, text);
 }
 
-void batch_runner::exit_now(int code) {
-    std::fflush(stdout);
-    std::fflush(stderr);
-    std::_Exit(code);
+void batch_runner::stop_now(int code) {
+    // Leave io_context::run() at once. What is still pending is destroyed with the
+    // io_context, and the local backend SIGKILLs the process group of every job whose
+    // run is destroyed that way; the sandboxes of E2B jobs expire on their own timeout.
+    forced_exit_code_ = code;
+    stopping_ = true;
+    io_.stop();
 }
 
 }  // namespace genesis::cli

@@ -74,7 +74,7 @@ private:
     void redraw_progress();
     void report(const job_record& record);
     void print_summary();
-    [[noreturn]] void exit_now(int code);
+    void stop_now(int code);
 
     boost::asio::io_context& io_;
     launch::JobLauncher& launcher_;
@@ -89,6 +89,7 @@ private:
     bool shutdown_done_ = false;
     bool stopping_ = false;   // everything is over; handlers must not re-arm
     int interrupted_by_ = 0;  // the first SIGINT/SIGTERM received, 0 if none
+    std::optional<int> forced_exit_code_;  // set when we stop without waiting for cleanup
 
     std::chrono::steady_clock::time_point started_;
     std::shared_ptr<status_line> status_;

@@ -16,6 +16,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -218,7 +219,8 @@ int run(const cli_options& options) {
     } catch (const std::exception& e) {
         return usage_failure(e.what());
     }
-    if (ec || !launcher) return usage_failure(ec, diag);
+    if (ec) return usage_failure(ec, diag);
+    if (!launcher) return usage_failure("the launcher could not be created");
 
     std::error_code fs_ec;
     fs::create_directories(plan.run_dir, fs_ec);
@@ -244,6 +246,10 @@ int main(int argc, char** argv) {
         return cli::exit_code::usage_error;
     }
     if (options.quiet && options.verbose) return usage_failure("--quiet and --verbose exclude each other");
+
+    // A closed stdout (e.g. `| head -1`) must not kill us before the jobs are
+    // cleaned up; writes then fail quietly. Evaluators get the default back.
+    std::signal(SIGPIPE, SIG_IGN);
 
     try {
         return run(options);

@@ -284,6 +284,10 @@ TEST_F(ConfigTest, AddForceAddAndDelete) {
     EXPECT_THAT(load_error({"~task.marker=wrong"}),
                 HasSubstr("key 'task.marker' is \"variant_demo\", not \"wrong\""));
     EXPECT_EQ(at(load({"~task.marker=variant_demo"}), "task", "marker"), "<absent>");
+
+    // A new top-level key added on purpose is the user's own, as in Hydra.
+    auto extra = load({"+extra.note=hello"});
+    EXPECT_EQ(extra.tree.at("extra").at("note").as_string(), "hello");
 }
 
 TEST_F(ConfigTest, SettingAMissingKeyIsAnError) {

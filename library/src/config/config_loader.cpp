@@ -618,9 +618,13 @@ public:
     }
 
     void top_level(const node& root) const {
-        for (const auto& [key, value] : root.entries)
+        for (const auto& [key, value] : root.entries) {
+            // A key added on purpose with `+key=...` / `++key=...` is the user's own
+            // (Hydra allows it); a key that merely appears in a file is checked.
+            if (value.src.override_text.starts_with("+")) continue;
             if (!contains(top_level_keys, key))
                 fail(value, key, "unknown key" + config::did_you_mean(key, top_level_keys));
+        }
     }
 
     void evo_config(const node& evo, launcher_config& out, bool& results_dir_set) const {
