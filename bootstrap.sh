@@ -21,7 +21,12 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev libboost-filesystem1.81-dev
   libyaml-cpp-dev libssl-dev libcli11-dev libgtest-dev libgmock-dev
   python3 python3-numpy
+  bubblewrap openssl ca-certificates
 )
+# The E2B conformance tests run the official JS SDK: Node.js and npm, unless
+# the machine already has them (any recent Node.js will do).
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 install_missing() {
   local missing=()
