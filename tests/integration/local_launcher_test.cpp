@@ -307,6 +307,25 @@ TEST_F(LocalLauncher, MissingInterpreterIsSetupFailed) {
     EXPECT_THAT(r.diagnostic, HasSubstr("'no-such-python-interpreter' not found on PATH"));
 }
 
+TEST_F(LocalLauncher, CondaEnvRunsTheEvaluatorThroughCondaRun) {
+    // A stand-in `conda` on PATH records its arguments and runs the rest.
+    auto bin = dir / "bin";
+    write_file(bin / "conda",
+               "#!/bin/sh\n"
+               "printf '%s\\n' \"$@\" > \"$(dirname \"$0\")/conda.args\"\n"
+               "shift 4\n"
+               "exec \"$@\"\n");
+    fs::permissions(bin / "conda", fs::perms::owner_all);
+    cfg.local.conda_env = "evo";
+    auto spec = job("ok.py");
+    spec.env = {{"PATH", bin.string() + ":" + std::string(std::getenv("PATH"))}};
+    auto r = run(std::move(spec));
+    EXPECT_EQ(r.result, gl::outcome::ok) << r.diagnostic << r.stderr_text;
+    auto args = read_file(bin / "conda.args");
+    EXPECT_TRUE(args.starts_with("run\n-n\nevo\n--no-capture-output\n" + std::string(GENESIS_TEST_PYTHON) + "\n"))
+        << args;
+}
+
 TEST_F(LocalLauncher, InvalidJobIsRejectedWithAnErrorCode) {
     auto& l = make();
     gl::job_spec empty;
