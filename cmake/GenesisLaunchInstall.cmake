@@ -9,9 +9,11 @@ install(TARGETS genesis_launch_lib EXPORT GenesisLaunchTargets
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/library/include/genesis
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-if(TARGET genesis_launch)
-  install(TARGETS genesis_launch RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-endif()
+foreach(program genesis_launch genesis_e2b_emulator)
+  if(TARGET ${program})
+    install(TARGETS ${program} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+  endif()
+endforeach()
 install(EXPORT GenesisLaunchTargets NAMESPACE genesis:: DESTINATION ${GENESIS_LAUNCH_CMAKE_DIR})
 
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/GenesisLaunchConfig.cmake.in

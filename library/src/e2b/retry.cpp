@@ -1,0 +1,42 @@
+#include "e2b/retry.hpp"
+
+#include <algorithm>
+#include <charconv>
+
+namespace genesis::launch::detail::e2b {
+
+bool is_transient_status(unsigned status) noexcept {
+    switch (status) {
+        case 408: case 429: case 500: case 502: case 503: case 504: return true;
+        default: return false;
+    }
+}
+
+std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view value) noexcept {
+    while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+    while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
+    if (value.empty()) return std::nullopt;
+    std::uint64_t seconds = 0;
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+    if (ec != std::errc{} || end != value.data() + value.size() || seconds > 24 * 3600) return std::nullopt;
+    return std::chrono::milliseconds(seconds * 1000);
+}
+
+std::optional<std::chrono::milliseconds> retry_state::next_delay(std::optional<std::chrono::milliseconds> retry_after) {
+    if (attempts_ >= params_.max_attempts) return std::nullopt;
+    if (retry_after && *retry_after > params_.max_retry_after) return std::nullopt;
+    ++attempts_;
+    // Truncated exponential ceiling: initial * multiplier^(n-1), at most `maximum`.
+    ceiling_ = ceiling_.count() == 0
+                   ? params_.initial
+                   : std::min(params_.maximum, std::chrono::milliseconds(static_cast<std::int64_t>(
+                                                   static_cast<double>(ceiling_.count()) * params_.multiplier)));
+    // Full jitter spreads many clients that failed together.
+    std::uniform_int_distribution<std::int64_t> pick(0, ceiling_.count());
+    std::chrono::milliseconds delay(pick(rng_));
+    // The server's word is a lower bound.
+    if (retry_after) delay = std::max(delay, *retry_after);
+    return delay;
+}
+
+}  // namespace genesis::launch::detail::e2b
