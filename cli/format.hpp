@@ -5,6 +5,7 @@
 
 #include "plan.hpp"
 
+#include <genesis/launch/config.hpp>
 #include <genesis/launch/job.hpp>
 
 #include <boost/json/array.hpp>
@@ -190,6 +191,45 @@ inline std::string format_exit(const launch::job_result& r) {
 }
 
 // ---------------------------------------------------------------------------
+// E2B cost estimate
+// ---------------------------------------------------------------------------
+
+// What a sandbox-second costs: the template's size times E2B's rates (USD).
+struct sandbox_cost_rates {
+    double per_cpu_second = 0.000014;
+    double per_gib_second = 0.0000045;
+    int cpus = 2;
+    int memory_mb = 512;
+
+    double per_second() const { return cpus * per_cpu_second + memory_mb / 1024.0 * per_gib_second; }
+};
+
+inline sandbox_cost_rates cost_rates_from(const launch::e2b_params& p) {
+    sandbox_cost_rates r;
+    r.per_cpu_second = p.cost_per_cpu_second;
+    r.per_gib_second = p.cost_per_gib_second;
+    r.cpus = p.cpus.value_or(2);
+    r.memory_mb = p.memory_mb.value_or(512);
+    return r;
+}
+
+// The rates the summaries use: the defaults until the program sets the
+// configured ones (main: `configured_cost_rates() = cost_rates_from(cfg.launcher.e2b)`).
+inline sandbox_cost_rates& configured_cost_rates() {
+    static sandbox_cost_rates rates;
+    return rates;
+}
+
+// "$0.0123" (more digits for tiny amounts).
+inline std::string format_cost(double usd) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, usd != 0 && std::fabs(usd) < 0.01 ? "$%.6f" : "$%.4f", usd);
+    return buf;
+}
+
+inline bool is_e2b(const launch::job_result& r) { return r.backend == "e2b"; }
+
+// ---------------------------------------------------------------------------
 // Job records
 // ---------------------------------------------------------------------------
 
@@ -258,6 +298,10 @@ inline boost::json::object job_to_json(const job_record& rec) {
     o["warnings"] = std::move(warnings);
     o["backend"] = sanitize_utf8(r.backend);
     o["sandbox_id"] = detail::string_or_null(r.sandbox_id);
+    if (is_e2b(r))
+        o["sandbox_seconds"] = r.sandbox_seconds;
+    else
+        o["sandbox_seconds"] = nullptr;
     o["stdout_truncated"] = r.stdout_truncated;
     o["stderr_truncated"] = r.stderr_truncated;
     return o;
@@ -298,7 +342,8 @@ inline std::string progress_text(const progress_counts& c) {
 }
 
 // The single-mode report: every detail of one job.
-inline std::string single_summary(const job_record& rec, const run_plan& plan, std::size_t stderr_lines = 10) {
+inline std::string single_summary(const job_record& rec, const run_plan& plan, std::size_t stderr_lines = 10,
+                                  const sandbox_cost_rates& rates = configured_cost_rates()) {
     const auto& r = rec.result;
     std::string out;
     auto row = [&out](std::string_view label, std::string_view value) {
@@ -327,6 +372,13 @@ inline std::string single_summary(const job_record& rec, const run_plan& plan, s
         char seconds[64];
         std::snprintf(seconds, sizeof seconds, " (%.1f sandbox-seconds)", r.sandbox_seconds);
         row("sandbox", r.sandbox_id + seconds);
+    }
+    if (is_e2b(r)) {
+        char cost[160];
+        std::snprintf(cost, sizeof cost, "estimated %s (%.1f sandbox-seconds at %d vCPU, %d MiB)",
+                      format_cost(r.sandbox_seconds * rates.per_second()).c_str(), r.sandbox_seconds, rates.cpus,
+                      rates.memory_mb);
+        row("cost", cost);
     }
     for (std::size_t i = 0; i < r.warnings.size(); ++i) row(i == 0 ? "warnings" : "", one_line(r.warnings[i]));
 
@@ -383,6 +435,24 @@ inline const job_record* best_record(const std::vector<job_record>& records) {
 
 inline std::string jobs_phrase(std::size_t n) { return std::to_string(n) + (n == 1 ? " job" : " jobs"); }
 
+// "123.4 sandbox-seconds, estimated $0.0037 (2 vCPU, 512 MiB)" over the E2B jobs,
+// or "" when no job ran on E2B.
+inline std::string sandbox_totals(const std::vector<job_record>& records,
+                                  const sandbox_cost_rates& rates = configured_cost_rates()) {
+    double seconds = 0;
+    bool any = false;
+    for (const auto& rec : records) {
+        if (!is_e2b(rec.result)) continue;
+        any = true;
+        seconds += rec.result.sandbox_seconds;
+    }
+    if (!any) return {};
+    char text[160];
+    std::snprintf(text, sizeof text, "%.1f sandbox-seconds, estimated %s (%d vCPU, %d MiB)", seconds,
+                  format_cost(seconds * rates.per_second()).c_str(), rates.cpus, rates.memory_mb);
+    return text;
+}
+
 // The batch report: a table, the counts per outcome, the best score.
 inline std::string batch_summary(const std::vector<job_record>& records, const run_plan& plan, std::size_t width) {
     std::size_t id_width = 6;
@@ -412,6 +482,7 @@ inline std::string batch_summary(const std::vector<job_record>& records, const r
                best->job.program.string() + ")\n";
     else
         out += "best: none (no job was ok and correct)\n";
+    if (const std::string totals = sandbox_totals(records); !totals.empty()) out += "sandboxes: " + totals + "\n";
     out += "results: " + plan.run_dir.string() + "\n";
     return out;
 }
@@ -421,6 +492,7 @@ inline std::string short_summary(const std::vector<job_record>& records, const r
     std::string line = "genesis_launch: " + jobs_phrase(records.size()) + ": " + outcome_counts(records);
     if (const job_record* best = best_record(records))
         line += "; best " + format_score(best->result.combined_score, 10) + " (" + record_job_id(*best) + ")";
+    if (const std::string totals = sandbox_totals(records); !totals.empty()) line += "; " + totals;
     line += "; results in " + plan.run_dir.string();
     return line;
 }

@@ -202,6 +202,11 @@ int run(const cli_options& options) {
     }
     if (ec) return usage_failure(ec, diag);
     if (!options.results_dir.empty()) apply_results_dir(cfg, options.results_dir);
+    cli::configured_cost_rates() = cli::cost_rates_from(cfg.launcher.e2b);
+    if (cfg.launcher.type == launch::job_type::e2b && !cfg.launcher.e2b.tls_verify)
+        std::fputs("genesis_launch: warning: TLS certificate and host-name verification is OFF "
+                   "(job_config.tls_verify=false); use only against a test service\n",
+                   stderr);
 
     if (options.print_config) {
         const std::string text = cli::pretty_json(cfg.tree);

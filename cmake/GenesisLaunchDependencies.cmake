@@ -3,3 +3,4 @@
 find_package(Threads REQUIRED)
 find_package(Boost 1.81 REQUIRED COMPONENTS json url filesystem)
 find_package(yaml-cpp REQUIRED)
+find_package(OpenSSL 3 REQUIRED)

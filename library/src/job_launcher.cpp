@@ -1,5 +1,6 @@
 #include "genesis/launch/job_launcher.hpp"
 
+#include "e2b/e2b_backend.hpp"
 #include "launcher_core.hpp"
 #include "local/local_backend.hpp"
 
@@ -55,10 +56,20 @@ std::unique_ptr<JobLauncher> make_launcher(const launcher_config& cfg, JobLaunch
     switch (cfg.type) {
         case job_type::local:
             return std::make_unique<detail::launcher_core>(cfg, std::move(executor), detail::make_local_backend);
-        case job_type::e2b:
-            ec = make_error_code(errc::backend_unavailable);
-            diag.client_message = "the E2B backend is not available in this build of genesis-launch yet";
-            return nullptr;
+        case job_type::e2b: {
+            if (cfg.e2b.api_key.empty()) {
+                ec = make_error_code(errc::missing_credentials);
+                diag.client_message =
+                    "E2B_API_KEY is not set (set it in the environment or in a .env file in the working directory)";
+                return nullptr;
+            }
+            if (auto why = detail::check_e2b_config(cfg)) {
+                ec = make_error_code(errc::config_error);
+                diag.client_message = std::move(*why);
+                return nullptr;
+            }
+            return std::make_unique<detail::launcher_core>(cfg, std::move(executor), detail::make_e2b_backend);
+        }
     }
     ec = make_error_code(errc::config_error);
     diag.client_message = "unknown job type";

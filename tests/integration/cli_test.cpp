@@ -188,13 +188,14 @@ void expect_job_schema(const boost::json::object& o) {
     auto is_array = [](const value& v) { return v.is_array(); };
     auto int_or_null = [](const value& v) { return v.is_int64() || v.is_null(); };
     auto string_or_null = [](const value& v) { return v.is_string() || v.is_null(); };
+    auto number_or_null = [](const value& v) { return v.is_number() || v.is_null(); };
     const std::vector<std::pair<const char*, std::function<bool(const value&)>>> schema{
         {"job_id", is_string},          {"program", is_string},          {"outcome", is_string},
         {"correct", is_bool},           {"error", string_or_null},       {"exit_code", int_or_null},
         {"signal", int_or_null},        {"combined_score", is_number},   {"metrics", is_object},
         {"results_dir", is_string},     {"result_files", is_array},      {"timings", is_object},
         {"diagnostic", string_or_null}, {"warnings", is_array},          {"backend", is_string},
-        {"sandbox_id", string_or_null}, {"stdout_truncated", is_bool},   {"stderr_truncated", is_bool},
+        {"sandbox_id", string_or_null}, {"sandbox_seconds", number_or_null}, {"stdout_truncated", is_bool},   {"stderr_truncated", is_bool},
     };
     for (const auto& [key, check] : schema) {
         const value* v = o.if_contains(key);

@@ -602,6 +602,97 @@ TEST_F(ConfigTest, E2bCredentialsFromEnvironmentThenDotenv) {
     EXPECT_EQ(none.launcher.e2b.domain, "e2b.app");
 }
 
+// ---- E2B backend keys -----------------------------------------------------------------
+
+TEST_F(ConfigTest, E2bBackendKeysHaveDefaults) {
+    const auto l = load({"cluster=e2b"}).launcher;
+    EXPECT_EQ(l.e2b.timeout, 300s);
+    EXPECT_EQ(l.e2b.install_timeout, 600s);
+    EXPECT_DOUBLE_EQ(l.e2b.create_rate, 1.0);
+    EXPECT_EQ(l.e2b.ca_file, "");
+    EXPECT_TRUE(l.e2b.tls_verify);
+    EXPECT_TRUE(l.e2b.retry_vanished);
+    EXPECT_EQ(l.e2b.max_retries, 5);
+    EXPECT_DOUBLE_EQ(l.e2b.cost_per_cpu_second, 0.000014);
+    EXPECT_DOUBLE_EQ(l.e2b.cost_per_gib_second, 0.0000045);
+    EXPECT_EQ(l.e2b.run_tag, "");
+    EXPECT_FALSE(l.e2b.sweep_on_start);
+    EXPECT_FALSE(l.e2b.cpus);
+    EXPECT_FALSE(l.e2b.memory_mb);
+}
+
+TEST_F(ConfigTest, E2bBackendKeysFromFilesAndOverrides) {
+    write("configs/variant/demo.yaml", R"(job_config:
+  install_timeout: "00:15:00"
+  create_rate: 5
+  ca_file: certs/ca.pem
+  tls_verify: false
+  retry_vanished: false
+  max_retries: 3
+  cost_per_cpu_second: 0.00002
+  cost_per_gib_second: 0
+  run_tag: nightly-42
+  sweep_on_start: true
+)");
+    auto l = load({"cluster=e2b"}).launcher;
+    EXPECT_EQ(l.e2b.install_timeout, 900s);
+    EXPECT_DOUBLE_EQ(l.e2b.create_rate, 5.0);
+    EXPECT_EQ(l.e2b.ca_file, (root_ / "certs/ca.pem").string());  // relative to the working folder
+    EXPECT_FALSE(l.e2b.tls_verify);
+    EXPECT_FALSE(l.e2b.retry_vanished);
+    EXPECT_EQ(l.e2b.max_retries, 3);
+    EXPECT_DOUBLE_EQ(l.e2b.cost_per_cpu_second, 0.00002);
+    EXPECT_DOUBLE_EQ(l.e2b.cost_per_gib_second, 0.0);
+    EXPECT_EQ(l.e2b.run_tag, "nightly-42");
+    EXPECT_TRUE(l.e2b.sweep_on_start);
+
+    // Overrides: decimals, seconds, booleans written as strings, null.
+    l = load({"cluster=e2b", "job_config.create_rate=0.5", "job_config.install_timeout=90",
+              "job_config.tls_verify='true'", "job_config.ca_file=null", "job_config.sweep_on_start=false",
+              "job_config.run_tag=null"})
+            .launcher;
+    EXPECT_DOUBLE_EQ(l.e2b.create_rate, 0.5);
+    EXPECT_EQ(l.e2b.install_timeout, 90s);
+    EXPECT_TRUE(l.e2b.tls_verify);
+    EXPECT_EQ(l.e2b.ca_file, "");
+    EXPECT_EQ(l.e2b.run_tag, "");
+    EXPECT_FALSE(l.e2b.sweep_on_start);
+    EXPECT_EQ(load({"cluster=e2b", "job_config.install_timeout=1.2"}).launcher.e2b.install_timeout, 2s);
+}
+
+TEST_F(ConfigTest, E2bBackendKeysAreValidated) {
+    EXPECT_THAT(load_error({"cluster=e2b", "job_config.create_rate=0"}),
+                HasSubstr("job_config.create_rate: expected a number > 0, got 0"));
+    EXPECT_THAT(load_error({"cluster=e2b", "job_config.create_rate=fast"}),
+                HasSubstr("job_config.create_rate: expected a number, got \"fast\""));
+    EXPECT_THAT(load_error({"cluster=e2b", "job_config.install_timeout=0"}),
+                HasSubstr("job_config.install_timeout: expected a positive duration, got 0"));
+    EXPECT_THAT(load_error({"cluster=e2b", "job_config.install_timeout=soon"}),
+                HasSubstr("job_config.install_timeout: expected hh:mm:ss or a number of seconds"));
+    EXPECT_THAT(load_error({"cluster=e2b", "job_config.tls_verify=maybe"}),
+                HasSubstr("job_config.tls_verify: expected true or false, got \"maybe\""));
+    EXPECT_THAT(load_error({"cluster=e2b", "job_config.retry_vanished=1"}),
+                HasSubstr("job_config.retry_vanished: expected true or false, got 1"));
+    EXPECT_THAT(load_error({"cluster=e2b", "job_config.max_retries=0"}),
+                HasSubstr("job_config.max_retries: expected an integer >= 1, got 0"));
+    EXPECT_THAT(load_error({"cluster=e2b", "job_config.max_retries=1000"}),
+                HasSubstr("job_config.max_retries: expected at most 100, got 1000"));
+    EXPECT_THAT(load_error({"cluster=e2b", "job_config.cost_per_cpu_second=-1"}),
+                HasSubstr("job_config.cost_per_cpu_second: expected a number >= 0, got -1"));
+    EXPECT_THAT(load_error({"cluster=e2b", "job_config.cost_per_gib_second=[1]"}),
+                HasSubstr("job_config.cost_per_gib_second: expected a number, got a list"));
+    EXPECT_THAT(load_error({"cluster=e2b", "job_config.run_tag='a b'"}),
+                HasSubstr("job_config.run_tag: expected letters, digits, '-', '_' or '.'"));
+    EXPECT_THAT(load_error({"cluster=e2b", "job_config.sweep_on_start=true"}),
+                HasSubstr("job_config.sweep_on_start: needs job_config.run_tag"));
+    // A misspelt key: in a file, and on the command line.
+    write("configs/variant/demo.yaml", "job_config:\n  create_rat: 2\n");
+    EXPECT_EQ(load_error({"cluster=e2b"}),
+              "configs/variant/demo.yaml:2: job_config.create_rat: unknown key (did you mean 'create_rate'?)");
+    EXPECT_THAT(load_error({"cluster=e2b", "job_config.install_timout=2"}),
+                HasSubstr("did you mean 'job_config.install_timeout'?"));
+}
+
 // ---- free functions -----------------------------------------------------------------
 
 TEST(ParseDuration, AcceptedForms) {

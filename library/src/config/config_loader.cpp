@@ -45,7 +45,10 @@ const std::vector<std::string> job_config_keys = {
     "eval_program_path", "eval_command", "extra_cmd_args", "env_vars",  "time",
     "conda_env",         "python",       "template",       "timeout",   "dependencies",
     "additional_files",  "cpus",         "memory_mb",      "kill_grace", "output_capture_bytes",
-    "api_url",           "sandbox_url",  "domain"};
+    "api_url",           "sandbox_url",  "domain",
+    // E2B backend (docs/e2b.md)
+    "install_timeout",   "create_rate",  "ca_file",        "tls_verify", "retry_vanished",
+    "max_retries",       "cost_per_cpu_second", "cost_per_gib_second", "run_tag", "sweep_on_start"};
 
 // evo_config keys the launcher reads.
 const std::vector<std::string> evo_config_own_keys = {"job_type", "max_parallel_jobs",
@@ -601,6 +604,29 @@ public:
         return std::nullopt;
     }
 
+    // true/false (also the strings "true"/"false", as OmegaConf converts them for bool fields).
+    bool bool_of(const node& n, const std::string& key) const {
+        if (n.kind == node_kind::boolean) return n.bool_value;
+        if (n.kind == node_kind::string) {
+            const node typed = config::scalar_from_plain_text(trim(n.text), n.src);
+            if (typed.kind == node_kind::boolean) return typed.bool_value;
+        }
+        fail(n, key, "expected true or false, got " + config::describe_value(n));
+    }
+
+    // A finite number (integer or decimal; also a string holding one) >= minimum,
+    // or > minimum when `exclusive`.
+    double number_of(const node& n, const std::string& key, double minimum, bool exclusive) const {
+        const auto value = seconds_of(n);
+        if (!value) fail(n, key, "expected a number, got " + config::describe_value(n));
+        if (exclusive ? !(*value > minimum) : !(*value >= minimum)) {
+            char bound[64];
+            std::snprintf(bound, sizeof bound, "%g", minimum);
+            fail(n, key, std::string("expected a number ") + (exclusive ? "> " : ">= ") + bound + ", got " + n.text);
+        }
+        return *value;
+    }
+
     // hh:mm:ss, mm:ss or a number of seconds.
     std::chrono::milliseconds duration_of(const node& n, const std::string& key, bool allow_zero) const {
         const std::string expected = "expected hh:mm:ss or a number of seconds, got " +
@@ -724,6 +750,35 @@ public:
                 out.kill_grace = duration_of(value, key, true);
             } else if (name == "output_capture_bytes") {
                 out.output_capture_bytes = static_cast<std::size_t>(integer_of(value, key, 1));
+            } else if (name == "install_timeout") {
+                const auto limit = duration_of(value, key, false);
+                out.e2b.install_timeout = std::chrono::seconds((limit.count() + 999) / 1000);
+            } else if (name == "create_rate") {
+                out.e2b.create_rate = number_of(value, key, 0.0, true);
+            } else if (name == "ca_file") {
+                const auto text = optional_string_of(value, key);
+                out.e2b.ca_file = text && !text->empty() ? ctx_.resolve(*text).string() : std::string();
+            } else if (name == "tls_verify") {
+                out.e2b.tls_verify = bool_of(value, key);
+            } else if (name == "retry_vanished") {
+                out.e2b.retry_vanished = bool_of(value, key);
+            } else if (name == "max_retries") {
+                const std::int64_t attempts = integer_of(value, key, 1);
+                if (attempts > 100) fail(value, key, "expected at most 100, got " + value.text);
+                out.e2b.max_retries = static_cast<int>(attempts);
+            } else if (name == "cost_per_cpu_second") {
+                out.e2b.cost_per_cpu_second = number_of(value, key, 0.0, false);
+            } else if (name == "cost_per_gib_second") {
+                out.e2b.cost_per_gib_second = number_of(value, key, 0.0, false);
+            } else if (name == "run_tag") {
+                const auto text = optional_string_of(value, key);
+                out.e2b.run_tag = text.value_or("");
+                for (char c : out.e2b.run_tag)
+                    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'))
+                        fail(value, key, "expected letters, digits, '-', '_' or '.', got " +
+                                             config::describe_value(value));
+            } else if (name == "sweep_on_start") {
+                out.e2b.sweep_on_start = bool_of(value, key);
             } else if (name == "api_url" || name == "sandbox_url" || name == "domain") {
                 const auto text = optional_string_of(value, key);
                 if (!text) continue;
@@ -735,6 +790,10 @@ public:
                 fail(value, key, "unknown key" + config::did_you_mean(name, job_config_keys));
             }
         }
+        if (out.e2b.sweep_on_start && out.e2b.run_tag.empty())
+            if (const node* sweep = job.find("sweep_on_start"))
+                fail(*sweep, "job_config.sweep_on_start",
+                     "needs job_config.run_tag (the tag whose sandboxes are killed at start-up)");
     }
 
     std::vector<fs::path> programs(const node& value) const {

@@ -30,14 +30,45 @@ struct local_params {
     std::optional<std::chrono::milliseconds> time;
 };
 
-// job_config for the E2B backend.
+// job_config for the E2B backend (see docs/e2b.md).
+//
+// Time limits. `timeout` is the EVALUATION time limit of one job (the evaluator
+// command; a job_spec::timeout overrides it per job). The sandbox is created with
+// a lifetime derived from it, so that it outlives every phase of the job and
+// still dies on its own if this process disappears:
+//     lifetime = (dependencies.empty() ? 0 : install_timeout) + timeout + 120 s
+// (the 120 s margin covers uploads, the download and the kill). The backend kills
+// the sandbox itself as soon as the job ends; the lifetime is only a backstop.
 struct e2b_params {
-    std::string template_id = "base";
-    std::chrono::seconds timeout{300};                     // sandbox lifetime
-    std::vector<std::string> dependencies;                 // pip names
+    std::string template_id = "base";                      // job_config.template
+    std::chrono::seconds timeout{300};                     // evaluation time limit (see above)
+    std::vector<std::string> dependencies;                 // pip names, one `pip install` per job
     std::map<std::string, std::string> additional_files;   // sandbox path -> local path
+    // The template's size, for the cost estimate only (unset = 2 CPUs, 512 MiB).
     std::optional<int> cpus;
     std::optional<int> memory_mb;
+    // Time limit of the `pip install` step (only when dependencies is not empty).
+    std::chrono::seconds install_timeout{600};
+    // Sandbox creations per second, shared by every job of one launcher (E2B Hobby: 1/s).
+    double create_rate = 1.0;
+    // TLS: an extra trusted CA (PEM) on top of the system roots; verification on/off
+    // (off only for tests: no certificate or host-name check at all).
+    std::string ca_file;
+    bool tls_verify = true;
+    // A sandbox that disappears mid-job is retried once on a new sandbox.
+    bool retry_vanished = true;
+    // Attempts per request for transient failures (429, 5xx, connection resets),
+    // including the first; then the job ends as infra_error.
+    int max_retries = 5;
+    // Cost estimate (USD): per vCPU-second and per GiB-second of sandbox memory.
+    double cost_per_cpu_second = 0.000014;
+    double cost_per_gib_second = 0.0000045;
+    // Every sandbox is tagged genesis_run=<run tag> and genesis_job=<job id>.
+    // Empty = a random tag per launcher.
+    std::string run_tag;
+    // At start-up, kill every sandbox tagged genesis_run=<run_tag> (left over by an
+    // earlier process that used the same run_tag). Needs run_tag.
+    bool sweep_on_start = false;
     // Credentials and endpoints (E2B_API_KEY, E2B_API_URL, E2B_SANDBOX_URL, E2B_DOMAIN).
     std::string api_key;
     std::string api_url;

@@ -1,0 +1,42 @@
+// e2b_backend.hpp - runs evaluators in E2B cloud sandboxes, one sandbox per job:
+// create -> upload -> (pip install) -> run -> download -> kill, as one coroutine
+// per job on the launcher's strand. The sandbox is killed on every path.
+// See docs/e2b.md for the user's view and docs/architecture.md for the backend
+// interface.
+#pragma once
+
+#include "launcher_core.hpp"
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace genesis::launch::detail {
+
+std::unique_ptr<backend> make_e2b_backend(strand_type strand, const launcher_config& cfg, const logger& log);
+
+// What make_launcher checks before building an E2B launcher (the API key is
+// checked separately): endpoints that parse, a usable CA file, sane numbers.
+// One line saying what is wrong, or nullopt. Never mentions the key.
+std::optional<std::string> check_e2b_config(const launcher_config& cfg);
+
+namespace e2b_support {
+
+// `text` as one POSIX shell word: single-quoted unless it only holds safe
+// characters ([A-Za-z0-9_./=:,+@%-]).
+std::string shell_quote(std::string_view text);
+
+// The sandbox's lifetime for a job whose evaluation may take `evaluation`:
+// (dependencies ? install_timeout : 0) + evaluation + 120 s, rounded up to seconds.
+std::chrono::seconds sandbox_lifetime(const e2b_params& p, std::chrono::milliseconds evaluation);
+
+// A file below the sandbox's results folder as a safe relative path: nullopt when
+// `sandbox_path` is not strictly inside `folder`, or its remainder is absolute,
+// empty, or has an empty, "." or ".." component.
+std::optional<std::filesystem::path> relative_result_path(std::string_view folder, std::string_view sandbox_path);
+
+}  // namespace e2b_support
+
+}  // namespace genesis::launch::detail

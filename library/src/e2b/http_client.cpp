@@ -1,0 +1,701 @@
+// http_client.cpp - see http_client.hpp. All Beast/Asio/OpenSSL-heavy code of
+// the client lives in this one translation unit.
+#include "e2b/http_client.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/url/parse.hpp>
+#include <boost/url/scheme.hpp>
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <set>
+
+namespace genesis::launch::detail::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using steady = std::chrono::steady_clock;
+using boost::system::error_code;
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t stream_chunk_size = 16 * 1024;
+constexpr std::size_t error_body_limit = 64 * 1024;  // stream(): kept of a non-2xx body
+
+bool is_ip_literal(const std::string& host) {
+    error_code ec;
+    asio::ip::make_address(host, ec);
+    return !ec;
+}
+
+std::string bracketed(const std::string& host) {
+    return host.find(':') != std::string::npos ? "[" + host + "]" : host;
+}
+
+bool default_port(const origin& o) { return o.port == (o.tls ? "443" : "80"); }
+
+std::string host_header(const origin& o) {
+    return default_port(o) ? bracketed(o.host) : bracketed(o.host) + ":" + o.port;
+}
+
+std::string pool_key(const origin& o) { return (o.tls ? "s:" : "p:") + o.host + "|" + o.port; }
+
+// True when `text` could split a header (CR, LF or NUL).
+bool has_control_break(std::string_view text) {
+    return text.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
+}
+
+std::string ms_text(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
+
+}  // namespace
+
+// ---- origin -----------------------------------------------------------------------
+
+std::string origin::to_string() const {
+    std::string out = tls ? "https://" : "http://";
+    out += host_header(*this);
+    out += base_path;
+    return out;
+}
+
+std::optional<origin> parse_origin(std::string_view url, std::string& why) {
+    auto parsed = boost::urls::parse_uri(url);
+    if (!parsed) {
+        why = "not a valid URL: '" + std::string(url) + "'";
+        return std::nullopt;
+    }
+    const auto& u = *parsed;
+    origin o;
+    if (u.scheme_id() == boost::urls::scheme::https)
+        o.tls = true;
+    else if (u.scheme_id() == boost::urls::scheme::http)
+        o.tls = false;
+    else {
+        why = "unsupported URL scheme '" + std::string(u.scheme()) + "' (only http:// and https://)";
+        return std::nullopt;
+    }
+    if (u.has_userinfo() || u.has_query() || u.has_fragment()) {
+        why = "a base URL must not contain user info, a query or a fragment";
+        return std::nullopt;
+    }
+    o.host = u.host_address();
+    if (o.host.empty()) {
+        why = "URL without a host: '" + std::string(url) + "'";
+        return std::nullopt;
+    }
+    o.port = u.has_port() && !u.port().empty() ? std::string(u.port()) : (o.tls ? "443" : "80");
+    unsigned port = 0;
+    auto [end, ec] = std::from_chars(o.port.data(), o.port.data() + o.port.size(), port);
+    if (ec != std::errc{} || end != o.port.data() + o.port.size() || port == 0 || port > 65535) {
+        why = "invalid port '" + o.port + "'";
+        return std::nullopt;
+    }
+    o.port = std::to_string(port);
+    o.base_path = std::string(u.encoded_path());
+    if (!o.base_path.empty() && o.base_path.front() != '/') {  // e.g. "http://h:12ab" (Boost 1.81 reads port 12)
+        why = "not a valid base URL: '" + std::string(url) + "'";
+        return std::nullopt;
+    }
+    while (!o.base_path.empty() && o.base_path.back() == '/') o.base_path.pop_back();
+    return o;
+}
+
+// ---- small public helpers --------------------------------------------------------------
+
+std::string response::header(std::string_view name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? std::string() : std::string(it->value());
+}
+
+std::string_view to_string(failure f) noexcept {
+    switch (f) {
+    case failure::none: return "none";
+    case failure::bad_request: return "bad_request";
+    case failure::resolve: return "resolve";
+    case failure::connect: return "connect";
+    case failure::tls: return "tls";
+    case failure::tls_verify: return "tls_verify";
+    case failure::tls_config: return "tls_config";
+    case failure::write: return "write";
+    case failure::read: return "read";
+    case failure::timeout: return "timeout";
+    case failure::protocol: return "protocol";
+    case failure::cancelled: return "cancelled";
+    }
+    return "unknown";
+}
+
+// ---- connections -----------------------------------------------------------------------
+
+namespace {
+
+using tls_stream = ssl::stream<beast::tcp_stream>;
+
+// One TCP (+TLS) connection. Owned through shared_ptr by the pool or by the
+// request using it; close() may be called from close_all() while in use.
+struct connection {
+    connection(const asio::any_io_executor& ex, ssl::context* tls_ctx) : resolver(ex) {
+        if (tls_ctx)
+            secure.emplace(beast::tcp_stream(ex), *tls_ctx);
+        else
+            plain.emplace(ex);
+    }
+
+    beast::tcp_stream& tcp() { return secure ? secure->next_layer() : *plain; }
+
+    void close() {
+        resolver.cancel();
+        error_code ignored;
+        tcp().socket().shutdown(tcp::socket::shutdown_both, ignored);
+        tcp().close();
+    }
+
+    // The peer has not closed an idle connection, and nothing unexpected is
+    // waiting to be read (a non-blocking peek, no I/O).
+    bool looks_alive() {
+        auto& socket = tcp().socket();
+        if (!socket.is_open() || buffer.size() != 0) return false;
+        char byte = 0;
+        auto n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    }
+
+    tcp::resolver resolver;
+    std::optional<beast::tcp_stream> plain;
+    std::optional<tls_stream> secure;
+    beast::flat_buffer buffer;  // bytes read past the previous response
+    steady::time_point idle_since{};
+    bool aborted = false;       // closed by close_all() under a request
+    bool resolve_timed_out = false;
+};
+using connection_ptr = std::shared_ptr<connection>;
+
+// Verifies the peer's host name like ssl::host_name_verification, but records
+// a precise reason in the verify context so that the handshake error can say
+// "hostname mismatch" instead of a generic failure.
+struct host_verifier {
+    std::string host;
+    bool is_ip = false;
+
+    bool operator()(bool preverified, ssl::verify_context& ctx) const {
+        bool ok = ssl::host_name_verification(host)(preverified, ctx);
+        if (!ok && preverified && X509_STORE_CTX_get_error_depth(ctx.native_handle()) == 0)
+            X509_STORE_CTX_set_error(ctx.native_handle(),
+                                     is_ip ? X509_V_ERR_IP_ADDRESS_MISMATCH : X509_V_ERR_HOSTNAME_MISMATCH);
+        return ok;
+    }
+};
+
+std::shared_ptr<ssl::context> make_tls_context(const tls_settings& settings, std::string& error) {
+    auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+    ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                     ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+    error_code ec;
+    ctx->set_default_verify_paths(ec);  // system roots (honours SSL_CERT_FILE/SSL_CERT_DIR)
+    if (!settings.ca_file.empty()) {
+        std::error_code fs_ec;
+        if (!std::filesystem::is_regular_file(settings.ca_file, fs_ec)) {
+            error = "CA file '" + settings.ca_file + "' does not exist or is not a file";
+            return nullptr;
+        }
+        ctx->load_verify_file(settings.ca_file, ec);
+        if (ec) {
+            error = "cannot load CA file '" + settings.ca_file + "': " + ec.message();
+            return nullptr;
+        }
+    }
+    ctx->set_verify_mode(settings.verify_peer ? ssl::verify_peer : ssl::verify_none);
+    return ctx;
+}
+
+// The outcome of writing one request and reading its answer on a connection.
+struct exchange_outcome {
+    result r;
+    bool response_started = false;  // a byte of the response arrived
+    bool reusable = false;          // the connection may go back to the pool
+};
+
+using body_sink = std::function<void(std::string_view)>;
+
+}  // namespace
+
+// ---- the client's state -----------------------------------------------------------------
+
+struct client::impl : std::enable_shared_from_this<impl> {
+    impl(executor_type e, tls_settings t, timeouts l) : ex(std::move(e)), tls(std::move(t)), limits(l), sweep_timer(ex) {
+        tls_ctx = make_tls_context(tls, tls_error);
+    }
+
+    executor_type ex;
+    tls_settings tls;
+    timeouts limits;
+    std::shared_ptr<ssl::context> tls_ctx;
+    std::string tls_error;
+
+    std::map<std::string, std::deque<connection_ptr>> idle;  // per origin, oldest first
+    std::set<connection_ptr> busy;
+    std::size_t max_idle = default_max_idle_per_origin;
+    std::chrono::milliseconds idle_lifetime = default_idle_lifetime;
+    asio::steady_timer sweep_timer;
+    bool sweep_armed = false;
+    std::uint64_t sweep_generation = 0;  // invalidates the handlers of cancelled waits
+    client_stats counters;
+
+    // ---- pool ----
+
+    connection_ptr take_idle(const std::string& key) {
+        auto it = idle.find(key);
+        if (it == idle.end()) return nullptr;
+        auto& list = it->second;
+        const auto now = steady::now();
+        while (!list.empty()) {
+            auto c = std::move(list.back());  // the most recently used is the least likely stale
+            list.pop_back();
+            if (now - c->idle_since < idle_lifetime && c->looks_alive()) return c;
+            c->close();
+        }
+        return nullptr;
+    }
+
+    void release(const std::string& key, const connection_ptr& c) {
+        busy.erase(c);
+        if (c->aborted || max_idle == 0) {
+            c->close();
+            return;
+        }
+        c->idle_since = steady::now();
+        auto& list = idle[key];
+        list.push_back(c);
+        while (list.size() > max_idle) {
+            list.front()->close();
+            list.pop_front();
+        }
+        arm_sweep();
+    }
+
+    void discard(const connection_ptr& c) {
+        busy.erase(c);
+        c->close();
+    }
+
+    void sweep() {
+        const auto now = steady::now();
+        for (auto it = idle.begin(); it != idle.end();) {
+            auto& list = it->second;
+            while (!list.empty() && now - list.front()->idle_since >= idle_lifetime) {
+                list.front()->close();
+                list.pop_front();
+            }
+            it = list.empty() ? idle.erase(it) : std::next(it);
+        }
+        if (idle.empty() && sweep_armed) disarm_sweep();
+    }
+
+    // Closes idle connections that outlived idle_lifetime, checking a few times
+    // per lifetime while any connection is idle. The timer is pending only while
+    // the pool holds something, so it never keeps an idle io_context running
+    // after close_all().
+    void arm_sweep() {
+        if (sweep_armed) return;
+        sweep_armed = true;
+        const auto generation = ++sweep_generation;
+        sweep_timer.expires_after(std::max(idle_lifetime / 4, std::chrono::milliseconds(50)));
+        sweep_timer.async_wait([weak = weak_from_this(), generation](error_code ec) {
+            auto self = weak.lock();
+            if (!self || generation != self->sweep_generation) return;  // gone, or superseded
+            self->sweep_armed = false;
+            if (ec) return;
+            self->sweep();
+            if (!self->idle.empty()) self->arm_sweep();
+        });
+    }
+
+    void disarm_sweep() {
+        ++sweep_generation;
+        sweep_armed = false;
+        sweep_timer.cancel();
+    }
+
+    void close_all() {
+        disarm_sweep();
+        for (auto& [key, list] : idle)
+            for (auto& c : list) c->close();
+        idle.clear();
+        for (const auto& c : busy) {
+            c->aborted = true;
+            c->close();
+        }
+    }
+
+    std::size_t idle_count() const {
+        std::size_t n = 0;
+        for (const auto& [key, list] : idle) n += list.size();
+        return n;
+    }
+
+    // A connection taken for one request: back to the pool with release(), else
+    // closed and forgotten when the lease ends (also on exceptions and when the
+    // coroutine frame is destroyed early).
+    class lease {
+    public:
+        lease(impl& owner, connection_ptr c) : owner_(owner), c_(std::move(c)) { owner_.busy.insert(c_); }
+        ~lease() {
+            if (c_) owner_.discard(c_);
+        }
+        lease(const lease&) = delete;
+        lease& operator=(const lease&) = delete;
+
+        connection& operator*() const { return *c_; }
+        connection* operator->() const { return c_.get(); }
+        const connection_ptr& get() const { return c_; }
+        void release(const std::string& key) { owner_.release(key, std::exchange(c_, nullptr)); }
+
+    private:
+        impl& owner_;
+        connection_ptr c_;
+    };
+
+    // ---- requests ----
+
+    static asio::awaitable<result> run(std::shared_ptr<impl> self, origin o, request spec, body_sink sink);
+    static asio::awaitable<result> run_attempts(std::shared_ptr<impl> self, origin o, request spec, body_sink sink,
+                                                std::string label);
+    asio::awaitable<result> open(connection_ptr c, const origin& o, const std::string& label);
+    template <class Stream>
+    asio::awaitable<exchange_outcome> exchange(connection& c, Stream& s, bhttp::request<bhttp::string_body>& req,
+                                               const request& spec, const body_sink& sink, const std::string& label);
+    template <class Stream>
+    asio::awaitable<exchange_outcome> read_whole(connection& c, Stream& s, const request& spec,
+                                                 const std::string& label);
+    template <class Stream>
+    asio::awaitable<exchange_outcome> read_streamed(connection& c, Stream& s, const body_sink& sink,
+                                                    const std::string& label);
+};
+
+namespace {
+
+result make_failure(failure kind, error_code ec, std::string what, bool sent = false) {
+    result r;
+    r.kind = kind;
+    r.ec = ec ? ec : asio::error::make_error_code(asio::error::operation_aborted);
+    r.what = std::move(what);
+    r.sent = sent;
+    return r;
+}
+
+// Turns an I/O error of `phase` into a result. `phase_kind` is used unless the
+// error is a timeout or an HTTP parse error.
+result io_failure(failure phase_kind, error_code ec, const std::string& label, std::string_view during,
+                  std::chrono::milliseconds limit, bool sent) {
+    if (ec == beast::error::timeout)
+        return make_failure(failure::timeout, ec, label + ": timed out after " + ms_text(limit) + " " + std::string(during),
+                            sent);
+    if (ec == bhttp::error::body_limit)
+        return make_failure(failure::protocol, ec, label + ": the response body is too large", sent);
+    if (ec.category() == bhttp::make_error_code(bhttp::error::end_of_stream).category() &&
+        ec != bhttp::error::end_of_stream)
+        return make_failure(failure::protocol, ec, label + ": malformed HTTP response (" + ec.message() + ")", sent);
+    if (ec == bhttp::error::end_of_stream || ec == asio::error::eof)
+        return make_failure(phase_kind, ec, label + ": the server closed the connection " + std::string(during), sent);
+    return make_failure(phase_kind, ec, label + ": " + ec.message() + " (" + std::string(during) + ")", sent);
+}
+
+bool is_connection_loss(const error_code& ec) {
+    return ec == asio::error::eof || ec == bhttp::error::end_of_stream || ec == asio::error::connection_reset ||
+           ec == asio::error::broken_pipe || ec == asio::error::connection_aborted ||
+           ec == ssl::error::stream_truncated;
+}
+
+asio::awaitable<bool> coroutine_cancelled() {
+    asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
+    co_return state.cancelled() != asio::cancellation_type::none;
+}
+
+// Moves spec.body into the message (the message is what a retry resends).
+std::optional<bhttp::request<bhttp::string_body>> build_request(const origin& o, request& spec, std::string& why) {
+    if (spec.target.empty() || spec.target.front() != '/' || has_control_break(spec.target)) {
+        why = "invalid request target";
+        return std::nullopt;
+    }
+    bhttp::request<bhttp::string_body> req{spec.method, o.base_path + spec.target, 11};
+    req.set(bhttp::field::host, host_header(o));
+    for (const auto& [name, value] : spec.headers) {
+        if (name.empty() || has_control_break(name) || has_control_break(value)) {
+            why = "invalid header '" + (has_control_break(name) ? std::string("?") : name) + "'";  // never the value
+            return std::nullopt;
+        }
+        req.set(name, value);
+    }
+    req.body() = std::move(spec.body);
+    req.prepare_payload();
+    return req;
+}
+
+}  // namespace
+
+asio::awaitable<result> client::impl::open(connection_ptr c, const origin& o, const std::string& label) {
+    const auto deadline = steady::now() + limits.connect;
+
+    // Resolve, bounded by a timer that cancels the resolver.
+    asio::steady_timer guard(ex);
+    guard.expires_at(deadline);
+    guard.async_wait([c](error_code ec) {
+        if (ec) return;
+        c->resolve_timed_out = true;
+        c->resolver.cancel();
+    });
+    auto [rec, endpoints] = co_await c->resolver.async_resolve(o.host, o.port, use_tuple);
+    guard.cancel();
+    if (rec) {
+        if (c->resolve_timed_out)
+            co_return make_failure(failure::timeout, beast::error::timeout,
+                                   label + ": timed out after " + ms_text(limits.connect) + " resolving " + o.host);
+        co_return make_failure(failure::resolve, rec, label + ": cannot resolve " + o.host + ": " + rec.message());
+    }
+
+    auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now());
+    c->tcp().expires_after(std::max(remaining, std::chrono::milliseconds(1)));
+    auto [cec, endpoint] = co_await c->tcp().async_connect(endpoints, use_tuple);
+    if (cec) {
+        if (cec == beast::error::timeout)
+            co_return make_failure(failure::timeout, cec, label + ": timed out after " + ms_text(limits.connect) +
+                                                              " connecting");
+        co_return make_failure(failure::connect, cec, label + ": cannot connect: " + cec.message());
+    }
+    c->tcp().socket().set_option(tcp::no_delay(true), cec);
+
+    if (c->secure) {
+        SSL* native = c->secure->native_handle();
+        const bool ip = is_ip_literal(o.host);
+        if (!ip) SSL_set_tlsext_host_name(native, o.host.c_str());  // SNI (never for IP literals)
+        if (tls.verify_peer) c->secure->set_verify_callback(host_verifier{o.host, ip});
+        c->tcp().expires_after(limits.handshake);
+        auto [hec] = co_await c->secure->async_handshake(ssl::stream_base::client, use_tuple);
+        if (hec) {
+            const long verdict = SSL_get_verify_result(native);
+            if (tls.verify_peer && verdict != X509_V_OK)
+                co_return make_failure(failure::tls_verify, hec,
+                                       "TLS certificate verification failed for " + o.host + ":" + o.port + ": " +
+                                           X509_verify_cert_error_string(verdict) +
+                                           " (set job_config.ca_file to trust a private CA)");
+            if (hec == beast::error::timeout)
+                co_return make_failure(failure::timeout, hec, label + ": timed out after " +
+                                                                  ms_text(limits.handshake) + " in the TLS handshake");
+            co_return make_failure(failure::tls, hec, label + ": TLS handshake failed: " + hec.message());
+        }
+    }
+    c->tcp().expires_never();
+    co_return result{};
+}
+
+template <class Stream>
+asio::awaitable<exchange_outcome> client::impl::exchange(connection& c, Stream& s,
+                                                         bhttp::request<bhttp::string_body>& req, const request& spec,
+                                                         const body_sink& sink, const std::string& label) {
+    c.tcp().expires_after(limits.write);
+    auto [wec, written] = co_await bhttp::async_write(s, req, use_tuple);
+    if (wec) {
+        exchange_outcome out;
+        out.r = io_failure(failure::write, wec, label, "while sending the request", limits.write, written > 0);
+        co_return out;
+    }
+    exchange_outcome out;
+    if (sink)
+        out = co_await read_streamed(c, s, sink, label);
+    else
+        out = co_await read_whole(c, s, spec, label);
+    out.r.sent = true;
+    c.tcp().expires_never();
+    co_return out;
+}
+
+template <class Stream>
+asio::awaitable<exchange_outcome> client::impl::read_whole(connection& c, Stream& s, const request& spec,
+                                                           const std::string& label) {
+    exchange_outcome out;
+    bhttp::response_parser<bhttp::string_body> parser;
+    parser.body_limit(spec.body_limit);
+    if (spec.method == bhttp::verb::head) parser.skip(true);
+    c.tcp().expires_after(limits.read);
+    auto [ec, n] = co_await bhttp::async_read(s, c.buffer, parser, use_tuple);
+    out.response_started = parser.got_some() || c.buffer.size() > 0;
+    if (ec) {
+        out.r = io_failure(failure::read, ec, label, "while reading the response", limits.read, true);
+        co_return out;
+    }
+    auto message = parser.release();
+    out.reusable = message.keep_alive() && c.buffer.size() == 0;
+    out.r.res.status = message.result_int();
+    out.r.res.headers = static_cast<const bhttp::fields&>(message);
+    out.r.res.body = std::move(message.body());
+    co_return out;
+}
+
+template <class Stream>
+asio::awaitable<exchange_outcome> client::impl::read_streamed(connection& c, Stream& s, const body_sink& sink,
+                                                              const std::string& label) {
+    exchange_outcome out;
+    bhttp::response_parser<bhttp::buffer_body> parser;
+    parser.body_limit(boost::none);
+    c.tcp().expires_after(limits.read);
+    auto [hec, hn] = co_await bhttp::async_read_header(s, c.buffer, parser, use_tuple);
+    out.response_started = parser.got_some() || c.buffer.size() > 0;
+    if (hec) {
+        out.r = io_failure(failure::read, hec, label, "while reading the response header", limits.read, true);
+        co_return out;
+    }
+    out.r.res.status = parser.get().result_int();
+    out.r.res.headers = static_cast<const bhttp::fields&>(parser.get());
+
+    // Body bytes as they arrive: one read_some at a time, each bounded by the
+    // idle timeout, so a silent stream fails instead of hanging. The body of a
+    // non-2xx answer is collected instead (an error message, not a stream).
+    const unsigned status = out.r.res.status;
+    const bool streamed = status >= 200 && status < 300;
+    std::array<char, stream_chunk_size> chunk;
+    while (!parser.is_done()) {
+        parser.get().body().data = chunk.data();
+        parser.get().body().size = chunk.size();
+        c.tcp().expires_after(limits.stream_idle);
+        auto [ec, n] = co_await bhttp::async_read_some(s, c.buffer, parser, use_tuple);
+        if (ec == bhttp::error::need_buffer) ec = {};
+        const std::size_t got = chunk.size() - parser.get().body().size;
+        if (got > 0 && streamed)
+            sink(std::string_view(chunk.data(), got));
+        else if (got > 0 && out.r.res.body.size() < error_body_limit)
+            out.r.res.body.append(chunk.data(), std::min(got, error_body_limit - out.r.res.body.size()));
+        if (ec) {
+            out.r = io_failure(failure::read, ec, label, "while streaming the response body", limits.stream_idle, true);
+            co_return out;
+        }
+        if (c.aborted) {  // close_all() from inside the sink
+            out.r = make_failure(failure::cancelled, asio::error::operation_aborted, label + ": cancelled", true);
+            co_return out;
+        }
+    }
+    out.reusable = parser.get().keep_alive() && c.buffer.size() == 0;
+    co_return out;
+}
+
+asio::awaitable<result> client::impl::run(std::shared_ptr<impl> self, origin o, request spec, body_sink sink) {
+    // With Asio's default throw_if_cancelled, an async operation started after
+    // the coroutine was cancelled throws; callers get a result either way.
+    const std::string label = std::string(bhttp::to_string(spec.method)) + " " + o.to_string() +
+                              spec.target.substr(0, spec.target.find('?'));
+    try {
+        co_return co_await run_attempts(self, std::move(o), std::move(spec), std::move(sink), label);
+    } catch (const boost::system::system_error& e) {
+        co_return make_failure(failure::cancelled, e.code(), label + ": cancelled");
+    }
+}
+
+asio::awaitable<result> client::impl::run_attempts(std::shared_ptr<impl> self, origin o, request spec, body_sink sink,
+                                                   std::string label) {
+    std::string why;
+    auto req = build_request(o, spec, why);
+    if (!req) co_return make_failure(failure::bad_request, asio::error::invalid_argument, label + ": " + why);
+    if (o.tls && !self->tls_ctx)
+        co_return make_failure(failure::tls_config, asio::error::no_protocol_option, label + ": " + self->tls_error);
+
+    const std::string key = pool_key(o);
+    for (int attempt = 0;; ++attempt) {
+        auto pooled = self->take_idle(key);
+        const bool reused = pooled != nullptr;
+        lease c(*self, reused ? std::move(pooled)
+                              : std::make_shared<connection>(self->ex, o.tls ? self->tls_ctx.get() : nullptr));
+        if (reused) {
+            ++self->counters.reused;
+        } else {
+            result opened = co_await self->open(c.get(), o, label);
+            if (!opened.ok()) {
+                if (c->aborted || co_await coroutine_cancelled())
+                    co_return make_failure(failure::cancelled, asio::error::operation_aborted, label + ": cancelled");
+                co_return opened;
+            }
+            ++self->counters.connects;
+        }
+
+        exchange_outcome out;
+        if (c->secure)
+            out = co_await self->exchange(*c, *c->secure, *req, spec, sink, label);
+        else
+            out = co_await self->exchange(*c, *c->plain, *req, spec, sink, label);
+        if (out.r.ok()) {
+            if (out.reusable) c.release(key);
+            co_return out.r;
+        }
+        if (c->aborted || co_await coroutine_cancelled())
+            co_return make_failure(failure::cancelled, asio::error::operation_aborted, label + ": cancelled",
+                                   out.r.sent);
+        // A pooled connection the server had already closed: one more try on a
+        // fresh connection, unless a non-idempotent request may have been read.
+        const bool stale = reused && attempt == 0 && !out.response_started && is_connection_loss(out.r.ec);
+        if (stale && (spec.idempotent || !out.r.sent)) {
+            ++self->counters.stale_retries;
+            continue;
+        }
+        co_return out.r;
+    }
+}
+
+// ---- client -----------------------------------------------------------------------------
+
+client::client(executor_type ex, tls_settings tls, timeouts t)
+    : impl_(std::make_shared<impl>(std::move(ex), std::move(tls), t)) {}
+
+client::~client() { impl_->close_all(); }
+
+client::executor_type client::get_executor() const { return impl_->ex; }
+const timeouts& client::get_timeouts() const { return impl_->limits; }
+const std::string& client::tls_error() const { return impl_->tls_error; }
+
+asio::awaitable<result> client::send(origin o, request req) {
+    return impl::run(impl_, std::move(o), std::move(req), nullptr);
+}
+
+asio::awaitable<result> client::stream(origin o, request req, std::function<void(std::string_view)> on_body_bytes) {
+    if (!on_body_bytes) on_body_bytes = [](std::string_view) {};
+    return impl::run(impl_, std::move(o), std::move(req), std::move(on_body_bytes));
+}
+
+void client::close_all() { impl_->close_all(); }
+std::size_t client::open_connections() const { return impl_->busy.size() + impl_->idle_count(); }
+std::size_t client::idle_connections() const { return impl_->idle_count(); }
+client_stats client::stats() const { return impl_->counters; }
+
+void client::set_pool_limits(std::size_t max_idle_per_origin, std::chrono::milliseconds idle_lifetime) {
+    impl_->max_idle = max_idle_per_origin;
+    impl_->idle_lifetime = idle_lifetime;
+    impl_->sweep();
+}
+
+}  // namespace genesis::launch::detail::http
