@@ -153,6 +153,24 @@ def centers_listing(centers, radii):
     return "\n".join(lines)
 
 
+def save_npz(path, **arrays):
+    """Like np.savez, but the same arrays always give the same bytes: members are
+    stored with a fixed timestamp, so a result can be compared byte for byte
+    across runs and machines (np.savez stamps the current time)."""
+    import io
+    import zipfile
+
+    tmp = path + ".tmp"
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name in sorted(arrays):
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.asanyarray(arrays[name]), allow_pickle=False)
+            info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, buf.getvalue())
+    os.replace(tmp, path)
+
+
 def write_json(path, obj):
     """Write JSON via a temporary file so readers never see a partial file."""
     tmp = path + ".tmp"
@@ -224,7 +242,7 @@ def evaluate(program_path, results_dir, n):
 
     if centers is not None and radii is not None:
         try:
-            np.savez(os.path.join(results_dir, "extra.npz"), centers=centers, radii=radii)
+            save_npz(os.path.join(results_dir, "extra.npz"), centers=centers, radii=radii)
         except Exception as exc:  # never let an extras problem hide the result
             print(f"warning: could not write extra.npz: {exc}", file=sys.stderr)
 
