@@ -635,7 +635,7 @@ TEST_F(E2bApi, UploadFallsBackToMultipart) {
 TEST_F(E2bApi, WrongApiKeyIsUnauthorized) {
     start_emulator();
     auto s = settings();
-    s.api_key = "e2b_00000000000000000000000000000000deadbeef";
+    s.api_key = "e2b_" + std::string(40, '0');  // well-formed, but not the emulator's
     make_api(s);
     auto r = await(api_->list(no_filter_));
     ASSERT_FALSE(r);
