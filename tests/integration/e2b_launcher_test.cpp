@@ -328,6 +328,18 @@ TEST_F(E2bLauncher, MakeLauncherChecksTheKeyAndTheEndpoints) {
 
 // ---- ok: the whole lifecycle ---------------------------------------------------------------
 
+TEST_F(E2bLauncher, TurningTlsVerificationOffIsLoggedLoudly) {
+    auto cfg = config();
+    cfg.e2b.tls_verify = false;
+    cfg.e2b.ca_file.clear();
+    auto& l = make(cfg);
+    auto r = run(l, spec("no-verify"));
+    finish(l);
+    EXPECT_EQ(r.result, gl::outcome::ok) << r.diagnostic;
+    std::lock_guard lock(log_mutex_);
+    EXPECT_THAT(log_, HasSubstr("TLS certificate and host-name verification is OFF"));
+}
+
 TEST_F(E2bLauncher, OkJobWithEnvArgsFilesAndStreamedOutput) {
     auto cfg = config();
     cfg.eval_program_path = tmp_ / "inspect.py";

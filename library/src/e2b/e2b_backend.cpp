@@ -322,6 +322,8 @@ public:
     }
 
     void forget_logger() { log_ = nullptr; }
+    bool tls_verify() const noexcept { return cfg_.e2b.tls_verify; }
+    void warn(const std::string& message) const { log(log_level::warning, message); }
     const std::string& run_tag() const noexcept { return run_tag_; }
 
     // Kills sandboxes a previous process left with the same run tag, before the
@@ -1034,6 +1036,11 @@ public:
     std::string_view name() const override { return "e2b"; }
 
     void run(std::shared_ptr<job_context> ctx, std::function<void(job_result)> done) override {
+        // Said once, when the launcher's logger is in place (it is not at construction).
+        if (!tls_warning_given_ && !engine_->tls_verify()) {
+            tls_warning_given_ = true;
+            engine_->warn("TLS certificate and host-name verification is OFF (job_config.tls_verify=false)");
+        }
         auto j = std::make_shared<job_run>(ctx, asio::any_io_executor(strand_));
         asio::co_spawn(strand_, engine_->lifecycle(j),
                        [e = engine_, ctx, done = std::move(done)](std::exception_ptr ep, job_result r) {
@@ -1063,6 +1070,7 @@ public:
     }
 
 private:
+    bool tls_warning_given_ = false;
     strand_type strand_;
     std::shared_ptr<engine> engine_;
 };
