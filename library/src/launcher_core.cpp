@@ -204,6 +204,30 @@ struct launcher_core::state : std::enable_shared_from_this<state> {
     }
 };
 
+std::function<void(std::exception_ptr, job_result)> job_completion(std::shared_ptr<job_context> ctx,
+                                                                    std::string backend_name,
+                                                                    std::function<void(job_result)> done) {
+    return [ctx = std::move(ctx), name = std::move(backend_name), done = std::move(done)](std::exception_ptr ep,
+                                                                                           job_result r) {
+        if (ep) {
+            r = job_result{};
+            r.result = outcome::infra_error;
+            r.backend = name;
+            r.results_dir = ctx->job.results_dir;
+            const std::string prefix = "internal error in the " + name + " backend";
+            try {
+                std::rethrow_exception(ep);
+            } catch (const std::exception& e) {
+                r.diagnostic = prefix + ": " + e.what();
+            } catch (...) {
+                r.diagnostic = prefix;
+            }
+        }
+        ctx->clear_on_cancel();
+        done(std::move(r));
+    };
+}
+
 launcher_core::launcher_core(const launcher_config& cfg, executor_type ex, const backend_factory& make_backend)
     : state_(std::make_shared<state>(cfg, std::move(ex))) {
     state_->impl = make_backend(state_->strand, state_->cfg, state_->log);

@@ -73,6 +73,13 @@ public:
 };
 
 // The logger reference stays valid for the backend's lifetime.
+// The completion handler of a backend's job coroutine: delivers its result, or
+// turns an escaped exception into an infra_error result, and detaches the
+// cancel hook either way. `backend_name` goes into the diagnostic.
+std::function<void(std::exception_ptr, job_result)> job_completion(std::shared_ptr<job_context> ctx,
+                                                                    std::string backend_name,
+                                                                    std::function<void(job_result)> done);
+
 using backend_factory =
     std::function<std::unique_ptr<backend>(strand_type, const launcher_config&, const logger&)>;
 

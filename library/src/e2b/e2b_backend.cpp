@@ -1042,24 +1042,10 @@ public:
             engine_->warn("TLS certificate and host-name verification is OFF (job_config.tls_verify=false)");
         }
         auto j = std::make_shared<job_run>(ctx, asio::any_io_executor(strand_));
+        // The completion keeps the engine alive until the job is reported.
         asio::co_spawn(strand_, engine_->lifecycle(j),
-                       [e = engine_, ctx, done = std::move(done)](std::exception_ptr ep, job_result r) {
-                           if (ep) {
-                               r = job_result{};
-                               r.result = outcome::infra_error;
-                               r.backend = "e2b";
-                               r.results_dir = ctx->job.results_dir;
-                               try {
-                                   std::rethrow_exception(ep);
-                               } catch (const std::exception& ex) {
-                                   r.diagnostic = std::string("internal error in the E2B backend: ") + ex.what();
-                               } catch (...) {
-                                   r.diagnostic = "internal error in the E2B backend";
-                               }
-                           }
-                           ctx->clear_on_cancel();
-                           done(std::move(r));
-                       });
+                       [e = engine_, complete = job_completion(ctx, "e2b", std::move(done))](
+                           std::exception_ptr ep, job_result r) { complete(ep, std::move(r)); });
     }
 
     void drain(std::function<void()> done) override {

@@ -158,23 +158,7 @@ public:
     std::string_view name() const override { return "local"; }
 
     void run(std::shared_ptr<job_context> ctx, std::function<void(job_result)> done) override {
-        asio::co_spawn(strand_, run_job(ctx), [ctx, done = std::move(done)](std::exception_ptr ep, job_result r) {
-            if (ep) {
-                r = job_result{};
-                r.result = outcome::infra_error;
-                r.backend = "local";
-                r.results_dir = ctx->job.results_dir;
-                try {
-                    std::rethrow_exception(ep);
-                } catch (const std::exception& e) {
-                    r.diagnostic = std::string("internal error in the local backend: ") + e.what();
-                } catch (...) {
-                    r.diagnostic = "internal error in the local backend";
-                }
-            }
-            ctx->clear_on_cancel();
-            done(std::move(r));
-        });
+        asio::co_spawn(strand_, run_job(ctx), job_completion(ctx, "local", std::move(done)));
     }
 
 private:
