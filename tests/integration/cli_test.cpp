@@ -43,85 +43,14 @@ using genesis_test::write_file;
 // Running the binary
 // ---------------------------------------------------------------------------
 
-using env_list = std::vector<std::pair<std::string, std::string>>;
+using genesis_test::env_list;
 
 // genesis_launch as a child process; stdout and stderr go to files.
-class cli_process {
+class cli_process : public genesis_test::logged_process {
 public:
     cli_process(const std::vector<std::string>& args, const fs::path& cwd, const fs::path& log_dir,
-                const env_list& env = {}) {
-        static int counter = 0;
-        const std::string stem = "cli-" + std::to_string(++counter);
-        out_path_ = log_dir / (stem + ".out");
-        err_path_ = log_dir / (stem + ".err");
-        fs::create_directories(log_dir);
-
-        // Everything the child needs is prepared before fork().
-        std::vector<std::string> argv_storage{GENESIS_CLI_PATH};
-        argv_storage.insert(argv_storage.end(), args.begin(), args.end());
-        std::vector<char*> argv;
-        for (auto& a : argv_storage) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        const std::string cwd_s = cwd.string(), out_s = out_path_.string(), err_s = err_path_.string();
-
-        pid_ = ::fork();
-        if (pid_ == 0) {
-            for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
-            const int in = ::open("/dev/null", O_RDONLY);
-            const int out = ::open(out_s.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-            const int err = ::open(err_s.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-            if (in < 0 || out < 0 || err < 0 || ::chdir(cwd_s.c_str()) != 0) ::_exit(126);
-            ::dup2(in, STDIN_FILENO);
-            ::dup2(out, STDOUT_FILENO);
-            ::dup2(err, STDERR_FILENO);
-            ::execv(argv[0], argv.data());
-            ::_exit(127);
-        }
-    }
-
-    ~cli_process() {
-        if (pid_ > 0 && !reaped_) {
-            ::kill(pid_, SIGKILL);
-            int status = 0;
-            ::waitpid(pid_, &status, 0);
-        }
-    }
-
-    cli_process(const cli_process&) = delete;
-    cli_process& operator=(const cli_process&) = delete;
-
-    pid_t pid() const { return pid_; }
-
-    // Waits at most `limit` for the process to end; false (and the process killed) on timeout.
-    bool wait(std::chrono::milliseconds limit) {
-        if (reaped_) return true;
-        const bool ended = eventually(
-            [&] {
-                int status = 0;
-                if (::waitpid(pid_, &status, WNOHANG) != pid_) return false;
-                status_ = status;
-                reaped_ = true;
-                return true;
-            },
-            limit);
-        if (!ended) {
-            ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, &status_, 0);
-            reaped_ = true;
-        }
-        return ended;
-    }
-
-    // The exit status, or -1 when a signal ended the process.
-    int exit_code() const { return WIFEXITED(status_) ? WEXITSTATUS(status_) : -1; }
-    std::string out() const { return read_file(out_path_); }
-    std::string err() const { return read_file(err_path_); }
-
-private:
-    pid_t pid_ = -1;
-    bool reaped_ = false;
-    int status_ = 0;
-    fs::path out_path_, err_path_;
+                const env_list& env = {})
+        : logged_process(GENESIS_CLI_PATH, args, cwd, log_dir, env) {}
 };
 
 struct cli_result {

@@ -931,40 +931,12 @@ struct program_run {
 
 program_run run_cli(const std::vector<std::string>& args, const fs::path& cwd,
                     const std::vector<std::pair<std::string, std::string>>& env, const fs::path& logs) {
-    static int counter = 0;
-    const fs::path out_path = logs / ("cli-" + std::to_string(++counter) + ".out");
-    const fs::path err_path = logs / ("cli-" + std::to_string(counter) + ".err");
-    fs::create_directories(logs);
-    std::vector<std::string> argv_storage{GENESIS_CLI_PATH};
-    argv_storage.insert(argv_storage.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : argv_storage) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const std::string cwd_s = cwd.string(), out_s = out_path.string(), err_s = err_path.string();
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-        for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
-        const int in = ::open("/dev/null", O_RDONLY);
-        const int out = ::open(out_s.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        const int err = ::open(err_s.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (in < 0 || out < 0 || err < 0 || ::chdir(cwd_s.c_str()) != 0) ::_exit(126);
-        ::dup2(in, STDIN_FILENO);
-        ::dup2(out, STDOUT_FILENO);
-        ::dup2(err, STDERR_FILENO);
-        ::execv(argv[0], argv.data());
-        ::_exit(127);
-    }
+    genesis_test::logged_process cli(GENESIS_CLI_PATH, args, cwd, logs, env);
     program_run r;
-    int status = 0;
-    const bool ended =
-        genesis_test::eventually([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, std::chrono::seconds(120));
-    if (!ended) {
-        ::kill(pid, SIGKILL);
-        ::waitpid(pid, &status, 0);
-    }
-    r.exit_code = ended && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = read_file(out_path);
-    r.err = read_file(err_path);
+    const bool ended = cli.wait(std::chrono::seconds(120));
+    r.exit_code = ended ? cli.exit_code() : -1;
+    r.out = cli.out();
+    r.err = cli.err();
     return r;
 }
 
