@@ -343,13 +343,9 @@ public:
         co_await wait_ready();
         co_await sweep("shutdown");
     }
-    // After the shutdown sweep: closes pooled connections. The client is replaced,
-    // not only closed, because http::client::close_all() leaves the pool's sweep
-    // timer armed (up to 15 s), which keeps an io_context's run() from returning.
-    void close_connections() {
-        api_->close();
-        api_ = std::make_unique<e2b::api>(asio::any_io_executor(strand_), make_api_settings(cfg_));
-    }
+    // After the shutdown sweep: closes pooled connections (and the pool's idle
+    // sweep timer), so the io_context's run() can return.
+    void close_connections() { api_->close(); }
 
 private:
     void log(log_level level, const std::string& message) const {
