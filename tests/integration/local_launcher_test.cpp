@@ -16,7 +16,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <fstream>
 #include <mutex>
+
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <thread>
 
 namespace gl = genesis::launch;
@@ -406,6 +411,268 @@ TEST_F(LocalLauncher, CallbackTokenAndCounters) {
     EXPECT_EQ(u.finished, 1u);
     EXPECT_EQ(u.count(gl::outcome::ok), 1u);
 }
+
+// ---------------------------------------------------------------------------
+// Limits and isolation
+// ---------------------------------------------------------------------------
+
+// The probe evaluator's report (its metrics.json).
+boost::json::object probe_report(const gl::job_result& r) {
+    EXPECT_EQ(r.result, gl::outcome::ok) << r.diagnostic << "\n" << r.stderr_text;
+    return r.metrics;
+}
+
+std::vector<std::int64_t> limit_of(const boost::json::object& report, const char* name) {
+    std::vector<std::int64_t> out;
+    for (const auto& v : report.at("limits").at(name).as_array()) out.push_back(v.as_int64());
+    return out;
+}
+
+std::int64_t own_limit(int resource, bool hard) {
+    rlimit l{};
+    ::getrlimit(resource, &l);
+    const rlim_t v = hard ? l.rlim_max : l.rlim_cur;
+    return v == RLIM_INFINITY ? -1 : static_cast<std::int64_t>(v);
+}
+
+std::vector<std::string> strings_of(const boost::json::value& v) {
+    std::vector<std::string> out;
+    for (const auto& s : v.as_array()) out.emplace_back(s.as_string());
+    return out;
+}
+
+TEST_F(LocalLauncher, ConfiguredResourceLimitsReachTheEvaluator) {
+    cfg.local.memory_limit_mb = 2048;
+    cfg.local.cpu_time_limit = 30s;
+    cfg.local.file_size_limit_mb = 16;
+    cfg.local.max_open_files = 256;
+    auto report = probe_report(run(job("probe.py")));
+    const std::int64_t mib = 1024 * 1024;
+    EXPECT_EQ(limit_of(report, "AS"), (std::vector<std::int64_t>{2048 * mib, 2048 * mib}));
+    EXPECT_EQ(limit_of(report, "CPU"), (std::vector<std::int64_t>{30, 31}));
+    EXPECT_EQ(limit_of(report, "FSIZE"), (std::vector<std::int64_t>{16 * mib, 16 * mib}));
+    EXPECT_EQ(limit_of(report, "NOFILE"), (std::vector<std::int64_t>{256, 256}));
+    EXPECT_EQ(limit_of(report, "CORE")[0], 0);
+}
+
+TEST_F(LocalLauncher, WithoutLimitsTheEvaluatorInheritsOursExceptCoreDumps) {
+    auto report = probe_report(run(job("probe.py")));
+    EXPECT_EQ(limit_of(report, "AS"), (std::vector<std::int64_t>{own_limit(RLIMIT_AS, false), own_limit(RLIMIT_AS, true)}));
+    EXPECT_EQ(limit_of(report, "NOFILE"),
+              (std::vector<std::int64_t>{own_limit(RLIMIT_NOFILE, false), own_limit(RLIMIT_NOFILE, true)}));
+    EXPECT_EQ(limit_of(report, "CORE"), (std::vector<std::int64_t>{0, own_limit(RLIMIT_CORE, true)}));
+}
+
+TEST_F(LocalLauncher, CoreDumpsCanBeAllowed) {
+    // Raise our own soft core limit so that "inherited" and "disabled" differ.
+    rlimit saved{};
+    ::getrlimit(RLIMIT_CORE, &saved);
+    if (saved.rlim_max == 0) GTEST_SKIP() << "core dumps are disabled by this process's hard limit";
+    rlimit raised{saved.rlim_max == RLIM_INFINITY ? rlim_t{1} << 20 : saved.rlim_max, saved.rlim_max};
+    ASSERT_EQ(::setrlimit(RLIMIT_CORE, &raised), 0);
+    cfg.local.core_dumps = true;
+    auto report = probe_report(run(job("probe.py")));
+    ::setrlimit(RLIMIT_CORE, &saved);
+    EXPECT_EQ(limit_of(report, "CORE")[0], static_cast<std::int64_t>(raised.rlim_cur));
+}
+
+TEST_F(LocalLauncher, MemoryLimitFailsAnOversizedAllocation) {
+    cfg.local.memory_limit_mb = 512;
+    auto spec = job("hog.py");
+    spec.extra_args = {{"mode", "memory"}};
+    auto r = run(std::move(spec));
+    EXPECT_EQ(r.result, gl::outcome::candidate_failed) << r.diagnostic;
+    EXPECT_THAT(r.stderr_text, HasSubstr("MemoryError"));
+    EXPECT_THAT(r.stdout_text, ::testing::Not(HasSubstr("done")));
+    EXPECT_THAT(r.warnings, ::testing::Contains(HasSubstr("ran out of memory (job_config.memory_limit_mb = 512)")));
+}
+
+TEST_F(LocalLauncher, CpuTimeLimitEndsTheJobAsTimeout) {
+    cfg.local.cpu_time_limit = 1s;
+    auto spec = job("hog.py");
+    spec.extra_args = {{"mode", "cpu"}};
+    spec.timeout = 120s;  // a backstop far above the CPU limit
+    auto r = run(std::move(spec));
+    EXPECT_EQ(r.result, gl::outcome::timeout) << r.diagnostic;
+    EXPECT_EQ(r.signal, SIGXCPU);
+    EXPECT_THAT(r.diagnostic, HasSubstr("CPU time limit of 1s exceeded"));
+    EXPECT_THAT(r.error, HasSubstr("CPU time limit"));
+    EXPECT_LT(r.timings.run, 100s);
+}
+
+TEST_F(LocalLauncher, FileSizeLimitStopsABigWrite) {
+    cfg.local.file_size_limit_mb = 1;
+    auto spec = job("hog.py");
+    spec.extra_args = {{"mode", "fsize"}};
+    auto r = run(std::move(spec));
+    EXPECT_EQ(r.result, gl::outcome::candidate_failed) << r.diagnostic;
+    EXPECT_THAT(r.stderr_text, HasSubstr("File too large"));
+    EXPECT_LE(fs::file_size(r.results_dir / "big.bin"), 1024u * 1024u);
+}
+
+TEST_F(LocalLauncher, EachJobGetsAPrivateTempFolderRemovedAfterwards) {
+    auto a = probe_report(run(job("probe.py")));
+    auto b = probe_report(run(job("probe.py")));
+    for (const auto* report : {&a, &b}) {
+        ASSERT_TRUE(report->at("tmpdir").is_string());
+        const fs::path tmp = std::string(report->at("tmpdir").as_string());
+        EXPECT_EQ(report->at("gettempdir").as_string(), tmp.string());
+        EXPECT_EQ(fs::path(std::string(report->at("temp_file").as_string())).parent_path(), tmp);
+        EXPECT_THAT(tmp.filename().string(), ::testing::StartsWith("genesis-job-"));
+        EXPECT_FALSE(fs::exists(tmp)) << tmp;
+    }
+    EXPECT_NE(a.at("tmpdir"), b.at("tmpdir"));
+}
+
+TEST_F(LocalLauncher, ATmpdirSetForTheJobIsKept) {
+    auto own = dir / "own-tmp";
+    fs::create_directories(own);
+    auto spec = job("probe.py");
+    spec.env = {{"TMPDIR", own.string()}};
+    auto report = probe_report(run(std::move(spec)));
+    EXPECT_EQ(report.at("tmpdir").as_string(), own.string());
+    EXPECT_TRUE(fs::exists(std::string(report.at("temp_file").as_string())));
+
+    cfg.local.private_tmp = false;
+    launcher->shutdown();
+    launcher.reset();
+    const char* ours = std::getenv("TMPDIR");
+    auto plain = probe_report(run(job("probe.py")));
+    if (ours) EXPECT_EQ(plain.at("tmpdir").as_string(), ours);
+    else EXPECT_TRUE(plain.at("tmpdir").is_null());
+}
+
+TEST_F(LocalLauncher, OnlyStandardDescriptorsReachTheEvaluator) {
+    // A descriptor of ours without FD_CLOEXEC must not leak into the child.
+    const int leak = ::open("/dev/null", O_RDONLY);
+    ASSERT_GE(leak, 0);
+    auto report = probe_report(run(job("probe.py")));
+    ::close(leak);
+    std::vector<std::string> fds;
+    for (const auto& [fd, target] : report.at("fds").as_object()) fds.emplace_back(fd);
+    std::sort(fds.begin(), fds.end());
+    EXPECT_EQ(fds, (std::vector<std::string>{"0", "1", "2"})) << boost::json::serialize(report.at("fds"));
+    EXPECT_EQ(report.at("fds").at("0").as_string(), "/dev/null");
+    EXPECT_TRUE(report.at("marker").as_bool());
+}
+
+TEST_F(LocalLauncher, AnExecFailureIsStillReportedAsSetupFailed) {
+    // The interpreter exists and is executable, but exec fails (its own interpreter is
+    // missing): the failure travels back over the launcher's error pipe, which the
+    // descriptor cleanup in the child keeps open.
+    auto broken = dir / "bin" / "broken-python";
+    write_file(broken, "#!/nonexistent/interpreter\n");
+    fs::permissions(broken, fs::perms::owner_all);
+    cfg.local.python = broken.string();
+    auto r = run(job("ok.py"));
+    EXPECT_EQ(r.result, gl::outcome::setup_failed) << r.diagnostic;
+    EXPECT_THAT(r.diagnostic, HasSubstr("could not start " + broken.string()));
+    EXPECT_THAT(r.diagnostic, HasSubstr("No such file or directory"));
+}
+
+TEST_F(LocalLauncher, AProcessThatLeftTheGroupIsKilledWhenTheJobEnds) {
+    auto r = run(job("escape.py"));
+    EXPECT_EQ(r.result, gl::outcome::ok) << r.diagnostic;
+    const pid_t escaped = read_pid(r.results_dir / "escaped.pid");
+    ASSERT_GT(escaped, 0);
+    EXPECT_TRUE(eventually([&] { return !process_running(escaped); }, 5s));
+    EXPECT_THAT(r.warnings, ::testing::Contains(HasSubstr("killed 1 process(es) of the job that had left its process group")));
+    // It held the output pipes; once it was dead they closed, so no reading was abandoned.
+    EXPECT_THAT(r.warnings, ::testing::Not(::testing::Contains(HasSubstr("kept its output open"))));
+}
+
+TEST_F(LocalLauncher, WithoutKillEscapedAProcessThatLeftTheGroupSurvives) {
+    cfg.local.kill_escaped = false;
+    auto r = run(job("escape.py"));
+    const pid_t escaped = read_pid(r.results_dir / "escaped.pid");
+    ASSERT_GT(escaped, 0);
+    const bool survived = process_running(escaped);
+    if (escaped > 0) ::kill(escaped, SIGKILL);
+    EXPECT_TRUE(survived);
+    EXPECT_EQ(r.result, gl::outcome::ok) << r.diagnostic;
+    EXPECT_THAT(r.warnings, ::testing::Contains(HasSubstr("kept its output open")));
+}
+
+TEST_F(LocalLauncher, NetworkFalseLeavesOnlyLoopback) {
+    cfg.local.network = false;
+    auto report = probe_report(run(job("probe.py")));
+    EXPECT_EQ(strings_of(report.at("interfaces")), (std::vector<std::string>{"lo"}));
+    EXPECT_EQ(report.at("uid").as_int64(), static_cast<std::int64_t>(::getuid()));
+    EXPECT_EQ(report.at("gid").as_int64(), static_cast<std::int64_t>(::getgid()));
+
+    // By default the evaluator shares our network namespace.
+    cfg.local.network = true;
+    launcher->shutdown();
+    launcher.reset();
+    auto shared = probe_report(run(job("probe.py")));
+    std::vector<std::string> ours;
+    {
+        std::ifstream dev("/proc/self/net/dev");
+        std::string line;
+        for (int skip = 0; skip < 2 && std::getline(dev, line); ++skip) {}
+        while (std::getline(dev, line)) {
+            auto name = line.substr(0, line.find(':'));
+            name.erase(0, name.find_first_not_of(' '));
+            ours.push_back(name);
+        }
+    }
+    EXPECT_EQ(strings_of(shared.at("interfaces")), ours);
+}
+
+TEST_F(LocalLauncher, ParentDeathSignalIsSetUnlessDisabled) {
+    auto report = probe_report(run(job("probe.py")));
+    EXPECT_EQ(report.at("pdeathsig").as_int64(), SIGKILL);
+    cfg.local.kill_on_parent_exit = false;
+    launcher->shutdown();
+    launcher.reset();
+    EXPECT_EQ(probe_report(run(job("probe.py"))).at("pdeathsig").as_int64(), 0);
+}
+
+#ifdef GENESIS_CLI_PATH
+// A killed engine (here the CLI, SIGKILLed) does not leave its evaluator running.
+class KilledLauncherProcess : public ::testing::TestWithParam<bool> {};
+
+TEST_P(KilledLauncherProcess, EvaluatorFollowsOnlyWithKillOnParentExit) {
+    const bool kill_on_parent_exit = GetParam();
+    temp_dir dir;
+    const fs::path results = dir / "results";
+    logged_process cli(GENESIS_CLI_PATH,
+                       {"--config-dir", (fs::path(GENESIS_SOURCE_DIR) / "configs").string(), "cluster=local",
+                        "job_config.python=" + std::string(GENESIS_TEST_PYTHON),
+                        "job_config.eval_program_path=" + evaluator("sleep_pid.py").string(),
+                        "evo_config.init_program_path=" + program("good.py").string(),
+                        "evo_config.results_dir=" + results.string(),
+                        "job_config.kill_on_parent_exit=" + std::string(kill_on_parent_exit ? "true" : "false")},
+                       dir.path(), dir / "logs", {{"TMPDIR", (dir / "tmp").string()}});
+    fs::create_directories(dir / "tmp");
+    fs::path pid_file;
+    ASSERT_TRUE(eventually(
+        [&] {
+            std::error_code ec;
+            for (auto it = fs::recursive_directory_iterator(results, ec); !ec && it != fs::recursive_directory_iterator();
+                 it.increment(ec))
+                if (it->path().filename() == "evaluator.pid") pid_file = it->path();
+            return !pid_file.empty();
+        },
+        30s))
+        << cli.err();
+    const pid_t evaluator_pid = read_pid(pid_file);
+    ASSERT_GT(evaluator_pid, 0);
+    ASSERT_EQ(::kill(cli.pid(), SIGKILL), 0);
+    // Reaped: the parent-death signal, if any, was sent while the CLI exited.
+    ASSERT_TRUE(cli.wait(10s));
+    if (kill_on_parent_exit) {
+        EXPECT_TRUE(eventually([&] { return !process_running(evaluator_pid); }, 5s));
+    } else {
+        const bool orphan_running = process_running(evaluator_pid);
+        ::kill(evaluator_pid, SIGKILL);
+        EXPECT_TRUE(orphan_running);
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(LocalLauncher, KilledLauncherProcess, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "KillOnParentExit" : "Inherited"; });
+#endif
 
 TEST(LocalLauncherFactory, RejectsBadParallelism) {
     asio::io_context io;

@@ -48,7 +48,10 @@ const std::vector<std::string> job_config_keys = {
     "api_url",           "sandbox_url",  "domain",
     // E2B backend (docs/e2b.md)
     "install_timeout",   "create_rate",  "ca_file",        "tls_verify", "retry_vanished",
-    "max_retries",       "cost_per_cpu_second", "cost_per_gib_second", "run_tag", "sweep_on_start"};
+    "max_retries",       "cost_per_cpu_second", "cost_per_gib_second", "run_tag", "sweep_on_start",
+    // local backend limits and isolation (docs/configuration.md)
+    "memory_limit_mb",   "cpu_time_limit", "file_size_limit_mb", "max_open_files", "core_dumps",
+    "private_tmp",       "kill_escaped", "kill_on_parent_exit", "network"};
 
 // evo_config keys the launcher reads.
 const std::vector<std::string> evo_config_own_keys = {"job_type", "max_parallel_jobs",
@@ -720,6 +723,33 @@ public:
             } else if (name == "python") {
                 out.local.python = string_of(value, key);
                 if (out.local.python.empty()) fail(value, key, "expected an interpreter, got \"\"");
+            } else if (name == "memory_limit_mb" || name == "file_size_limit_mb" || name == "max_open_files") {
+                std::optional<std::uint64_t> limit;
+                if (!value.is_null()) {
+                    const std::int64_t n = integer_of(value, key, 1);
+                    // MiB values become bytes for setrlimit.
+                    if (name != "max_open_files" && n > (std::int64_t{1} << 40))
+                        fail(value, key, "value too large: " + value.text);
+                    limit = static_cast<std::uint64_t>(n);
+                }
+                (name == "memory_limit_mb" ? out.local.memory_limit_mb
+                 : name == "file_size_limit_mb" ? out.local.file_size_limit_mb
+                                                : out.local.max_open_files) = limit;
+            } else if (name == "cpu_time_limit") {
+                if (value.is_null()) out.local.cpu_time_limit.reset();
+                else
+                    out.local.cpu_time_limit =
+                        std::chrono::seconds((duration_of(value, key, false).count() + 999) / 1000);
+            } else if (name == "core_dumps") {
+                out.local.core_dumps = bool_of(value, key);
+            } else if (name == "private_tmp") {
+                out.local.private_tmp = bool_of(value, key);
+            } else if (name == "kill_escaped") {
+                out.local.kill_escaped = bool_of(value, key);
+            } else if (name == "kill_on_parent_exit") {
+                out.local.kill_on_parent_exit = bool_of(value, key);
+            } else if (name == "network") {
+                out.local.network = bool_of(value, key);
             } else if (name == "template") {
                 out.e2b.template_id = string_of(value, key);
             } else if (name == "timeout") {

@@ -1,5 +1,7 @@
 #include "local/local_backend.hpp"
 
+#include "local/child_process.hpp"
+
 #include "genesis/launch/results.hpp"
 #include "output_sink.hpp"
 
@@ -12,8 +14,12 @@
 #include <boost/process/v2/process.hpp>
 #include <boost/process/v2/stdio.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -60,12 +66,14 @@ std::string signal_name(int sig) {
 }
 
 // The child's environment: the parent's, then the contract's Python settings,
-// then configured and per-job variables (later wins).
+// then configured and per-job variables (later wins), then the private temp
+// folder (unless the job sets TMPDIR) and the job's marker.
 struct child_environment {
     std::vector<std::string> entries;
     std::vector<const char*> pointers;
 
-    explicit child_environment(const std::map<std::string, std::string>& extra) {
+    child_environment(const std::map<std::string, std::string>& extra, const fs::path& tmp,
+                      const std::string& marker) {
         std::map<std::string, std::string> vars;
         for (char** e = environ; e && *e; ++e) {
             std::string_view kv = *e;
@@ -76,6 +84,9 @@ struct child_environment {
         vars["PYTHONUNBUFFERED"] = "1";
         vars["PYTHONIOENCODING"] = "utf-8";
         for (const auto& [k, v] : extra) vars[k] = v;
+        if (!tmp.empty())
+            for (const char* k : {"TMPDIR", "TMP", "TEMP"}) vars[k] = tmp.string();
+        if (!marker.empty()) vars[std::string(job_marker_variable)] = marker;
         for (const auto& [k, v] : vars) entries.push_back(k + "=" + v);
         for (const auto& e : entries) pointers.push_back(e.c_str());
         pointers.push_back(nullptr);
@@ -89,22 +100,87 @@ struct child_environment {
     }
 };
 
-// Process v2 initializer: the environment, a new process group, and a clean
-// signal state in the child (the parent may block or ignore signals).
+// Process v2 initializer: the environment, a new process group, a clean signal
+// state in the child (the parent may block or ignore signals), the network
+// namespace, the parent-death signal and the resource limits. Everything the
+// child uses is prepared before fork().
 struct job_process_init {
     const child_environment* env;
+    const child_limits* limits;
+    const network_isolation* network;
+    pid_t parent = 0;  // set: SIGKILL when the starting thread exits
 
     error_code on_setup(bp::posix::default_launcher& launcher, const bp::filesystem::path&, const char* const*) {
         launcher.env = env->pointers.data();
         return {};
     }
-    error_code on_exec_setup(bp::posix::default_launcher&, const bp::filesystem::path&, const char* const*) {
+    error_code on_exec_setup(bp::posix::default_launcher& launcher, const bp::filesystem::path&, const char* const*) {
         if (::setpgid(0, 0) != 0) return {errno, boost::system::system_category()};
         sigset_t all;
         ::sigemptyset(&all);
         ::sigprocmask(SIG_SETMASK, &all, nullptr);
-        for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD}) ::signal(sig, SIG_DFL);
+        for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD, SIGXCPU, SIGXFSZ}) ::signal(sig, SIG_DFL);
+        if (int err = enter_network_isolation(*network)) return {err, boost::system::system_category()};
+        // After the namespaces: a change of credentials clears the parent-death signal.
+        if (parent > 0) {
+            if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return {errno, boost::system::system_category()};
+            if (::getppid() != parent) return {ESRCH, boost::system::system_category()};
+        }
+        if (int err = apply_limits(*limits)) return {err, boost::system::system_category()};
+        // Boost 1.81's own close_all (Linux) only closes descriptors above the highest
+        // whitelisted one, and its exec-error pipe is whitelisted: every descriptor
+        // below it (an engine's sockets, other jobs' log files) would reach the
+        // evaluator. process_stdio ran before this initializer, so 0-2 are in place.
+        std::sort(launcher.fd_whitelist.begin(), launcher.fd_whitelist.end());
+        if (int err = close_descriptors_except(launcher.fd_whitelist.data(), launcher.fd_whitelist.size()))
+            return {err, boost::system::system_category()};
         return {};
+    }
+};
+
+// The job's own temp folder (TMPDIR), removed with everything in it when the job ends.
+struct private_tmp_dir {
+    fs::path path;
+
+    private_tmp_dir() = default;
+    private_tmp_dir(const private_tmp_dir&) = delete;
+    private_tmp_dir& operator=(const private_tmp_dir&) = delete;
+    ~private_tmp_dir() { remove(); }
+
+    // Empty, or an error message.
+    std::string create(const std::string& job_id) {
+        std::error_code ec;
+        fs::path base = fs::temp_directory_path(ec);
+        if (ec) return "no temp folder: " + ec.message();
+        std::string name = "genesis-job-";
+        for (char c : job_id.substr(0, 40))
+            name.push_back(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' ? c : '_');
+        std::string templ = (base / (name + "-XXXXXX")).string();
+        if (!::mkdtemp(templ.data())) return "cannot create a temp folder in " + base.string() + ": " + std::strerror(errno);
+        path = templ;
+        return {};
+    }
+
+    // Empty, or an error message.
+    std::string remove() {
+        if (path.empty()) return {};
+        const fs::path p = std::exchange(path, {});
+        std::error_code ec;
+        fs::remove_all(p, ec);
+        if (ec) {
+            // A candidate may have left folders without write or search permission.
+            for (auto it = fs::recursive_directory_iterator(p, fs::directory_options::skip_permission_denied, ec);
+                 !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+                std::error_code ignored;
+                if (it->is_directory(ignored) && !it->is_symlink(ignored))
+                    fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ignored);
+            }
+            std::error_code ignored;
+            fs::permissions(p, fs::perms::owner_all, fs::perm_options::add, ignored);
+            ec.clear();
+            fs::remove_all(p, ec);
+        }
+        return ec ? "could not remove the job's temp folder " + p.string() + ": " + ec.message() : std::string();
     }
 };
 
@@ -120,9 +196,13 @@ struct run_state {
     ~run_state() {
         *alive = false;
         if (group > 0 && !exited) signal_group(SIGKILL);
+        if (group > 0 && !swept) kill_marked_processes(marker, group);
     }
 
     pid_t group = 0;
+    std::string marker;  // empty: no sweep of escaped processes
+    bool swept = false;
+    sweep_result sweep;
     bool exited = false;
     stop_reason reason = stop_reason::none;
     asio::steady_timer watchdog;
@@ -177,8 +257,11 @@ private:
         st.exited = true;
         st.watchdog.cancel();
         st.grace.cancel();
-        // Leftovers in the group (a grandchild still running) die with the job.
+        // Leftovers in the group (a grandchild still running) die with the job,
+        // and so do marked processes that left the group.
         st.signal_group(SIGKILL);
+        st.sweep = kill_marked_processes(st.marker, st.group);
+        st.swept = true;
         // Output pipes close when every holder is gone; a process that left the
         // group (setsid) could hold them forever, so stop reading after a while.
         st.drain.expires_after(cfg_.kill_grace);
@@ -220,7 +303,15 @@ private:
             co_return r;
         }
 
-        child_environment env(job.env);
+        const local_params& lp = cfg_.local;
+        child_limits limits;
+        if (auto why = plan_limits(lp, limits); !why.empty()) co_return fail_setup(why);
+        const network_isolation network = plan_network_isolation(lp.network);
+        private_tmp_dir tmp;
+        if (lp.private_tmp && !job.env.contains("TMPDIR"))
+            if (auto why = tmp.create(job.job_id); !why.empty()) co_return fail_setup(why);
+        const std::string marker = lp.kill_escaped ? make_job_marker() : std::string();
+        child_environment env(job.env, tmp.path, marker);
         std::vector<std::string> args = evaluator_arguments(job.evaluator, job.program, job.results_dir, job.extra_args);
         fs::path exe;
         const std::string path_env = env.get("PATH");
@@ -246,13 +337,18 @@ private:
         run_state st(ex);
         error_code spawn_ec;
         bp::basic_process<asio::any_io_executor> proc = bp::default_process_launcher()(
-            ex, spawn_ec, exe, args, bp::process_stdio{nullptr, out_pipe, err_pipe}, job_process_init{&env});
+            ex, spawn_ec, exe, args, bp::process_stdio{nullptr, out_pipe, err_pipe},
+            job_process_init{&env, &limits, &network, lp.kill_on_parent_exit ? ::getpid() : 0});
         if (spawn_ec) {
             out.finish();
             err.finish();
-            co_return fail_setup("could not start " + exe.string() + ": " + spawn_ec.message());
+            co_return fail_setup("could not start " + exe.string() + ": " + spawn_ec.message() +
+                                 (network.enabled ? " (job_config.network=false needs network namespaces; "
+                                                    "unprivileged user namespaces when not root)"
+                                                  : ""));
         }
         st.group = proc.id();
+        st.marker = marker;
         st.pipes = {&out_pipe, &err_pipe};
         log_.log(log_level::debug, "job " + job.job_id + ": started pid " + std::to_string(proc.id()) + ": " +
                                        exe.string() + " " + args.front());
@@ -290,6 +386,10 @@ private:
         r.stderr_text = err.capture().text();
         r.stdout_truncated = out.capture().truncated();
         r.stderr_truncated = err.capture().truncated();
+        if (st.sweep.escaped)
+            r.warnings.push_back("killed " + std::to_string(st.sweep.escaped) +
+                                 " process(es) of the job that had left its process group");
+        if (auto why = tmp.remove(); !why.empty()) r.warnings.push_back(std::move(why));
         if (st.pipes_abandoned)
             r.warnings.push_back("a process outside the job's process group kept its output open; stopped reading");
 
@@ -313,7 +413,15 @@ private:
                 r.diagnostic = "cancelled while running; process group stopped";
                 break;
             case stop_reason::none:
-                if (r.signal) {
+                if (r.signal && *r.signal == SIGXCPU && lp.cpu_time_limit) {
+                    r.result = outcome::timeout;
+                    r.diagnostic = "CPU time limit of " + std::to_string(lp.cpu_time_limit->count()) +
+                                   "s exceeded (SIGXCPU)";
+                } else if (r.signal && *r.signal == SIGXFSZ && lp.file_size_limit_mb) {
+                    r.result = outcome::candidate_failed;
+                    r.diagnostic = "file size limit of " + std::to_string(*lp.file_size_limit_mb) +
+                                   " MiB exceeded (SIGXFSZ)";
+                } else if (r.signal) {
                     r.result = outcome::candidate_failed;
                     r.diagnostic = "evaluator killed by " + signal_name(*r.signal);
                 } else if (r.exit_code && *r.exit_code == 0) {
@@ -324,6 +432,10 @@ private:
                 }
                 break;
         }
+        if (lp.memory_limit_mb && r.result == outcome::candidate_failed &&
+            r.stderr_text.find("MemoryError") != std::string::npos)
+            r.warnings.push_back("the evaluator ran out of memory (job_config.memory_limit_mb = " +
+                                 std::to_string(*lp.memory_limit_mb) + ")");
         // When the evaluator never got to write correct.json, say why the job ended.
         if (r.result != outcome::ok && !r.correct && !fs::exists(job.results_dir / "correct.json", fec))
             r.error = r.diagnostic;

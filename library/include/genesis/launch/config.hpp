@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -28,6 +29,34 @@ struct local_params {
     std::optional<std::string> conda_env;
     // Per-job time limit; unset = none. (job_config.time: hh:mm:ss or seconds)
     std::optional<std::chrono::milliseconds> time;
+
+    // Resource limits (setrlimit in the evaluator; every process it starts inherits
+    // them, and each process has its own allowance). Unset = inherited from this process.
+    // Address space in MiB (RLIMIT_AS): an allocation past it fails (Python: MemoryError).
+    std::optional<std::uint64_t> memory_limit_mb;
+    // CPU seconds per process (RLIMIT_CPU): SIGXCPU at the limit, SIGKILL one second
+    // later; the job then ends as `timeout`.
+    std::optional<std::chrono::seconds> cpu_time_limit;
+    // Largest file a process may write, in MiB (RLIMIT_FSIZE; Python: OSError EFBIG).
+    std::optional<std::uint64_t> file_size_limit_mb;
+    // Open file descriptors per process (RLIMIT_NOFILE).
+    std::optional<std::uint64_t> max_open_files;
+    // Core dumps of crashing candidates (RLIMIT_CORE 0 when false).
+    bool core_dumps = false;
+
+    // Isolation.
+    // A fresh TMPDIR (also TMP, TEMP) per job under the system temp folder, removed
+    // when the job ends. Skipped when the job's environment sets TMPDIR itself.
+    bool private_tmp = true;
+    // At the end of a job, SIGKILL every process still carrying the job's marker
+    // variable (GENESIS_LAUNCH_JOB) even if it left the process group (setsid, daemons).
+    bool kill_escaped = true;
+    // The evaluator gets SIGKILL when the thread that started it exits (PR_SET_PDEATHSIG):
+    // a crashed or killed engine does not leave evaluators running.
+    bool kill_on_parent_exit = true;
+    // false: the evaluator runs in a new network namespace with only loopback
+    // (unprivileged user namespaces when not root).
+    bool network = true;
 };
 
 // job_config for the E2B backend (see docs/e2b.md).

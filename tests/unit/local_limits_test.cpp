@@ -1,0 +1,175 @@
+// local_limits_test.cpp - the local backend's limit and isolation keys: how the
+// loader reads them, and which setrlimit calls they plan for the child.
+#include "genesis/launch/config.hpp"
+#include "local/child_process.hpp"
+#include "test_support.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <optional>
+
+#include <sys/resource.h>
+
+namespace gl = genesis::launch;
+namespace gd = genesis::launch::detail;
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+
+namespace {
+
+class LocalLimitsConfig : public ::testing::Test {
+protected:
+    void SetUp() override {
+        genesis_test::write_file(dir / "configs" / "config.yaml",
+                                 "job_config:\n  eval_program_path: evaluate.py\nevo_config:\n  job_type: local\n");
+    }
+
+    gl::loaded_config load(std::vector<std::string> overrides, boost::system::error_code& ec, gl::diagnostics& diag) {
+        gl::load_options options;
+        options.config_dir = dir / "configs";
+        options.working_dir = dir.path();
+        options.overrides = std::move(overrides);
+        options.getenv = [](const std::string&) { return std::optional<std::string>(); };
+        return gl::load_config(options, ec, diag);
+    }
+
+    std::string error_of(std::vector<std::string> overrides) {
+        boost::system::error_code ec;
+        gl::diagnostics diag;
+        load(std::move(overrides), ec, diag);
+        EXPECT_TRUE(ec);
+        return diag.client_message;
+    }
+
+    genesis_test::temp_dir dir;
+};
+
+TEST_F(LocalLimitsConfig, DefaultsHardenWithoutLimiting) {
+    boost::system::error_code ec;
+    gl::diagnostics diag;
+    const auto cfg = load({}, ec, diag).launcher;
+    ASSERT_FALSE(ec) << diag.client_message;
+    EXPECT_FALSE(cfg.local.memory_limit_mb);
+    EXPECT_FALSE(cfg.local.cpu_time_limit);
+    EXPECT_FALSE(cfg.local.file_size_limit_mb);
+    EXPECT_FALSE(cfg.local.max_open_files);
+    EXPECT_FALSE(cfg.local.core_dumps);
+    EXPECT_TRUE(cfg.local.private_tmp);
+    EXPECT_TRUE(cfg.local.kill_escaped);
+    EXPECT_TRUE(cfg.local.kill_on_parent_exit);
+    EXPECT_TRUE(cfg.local.network);
+}
+
+TEST_F(LocalLimitsConfig, EveryKeyIsRead) {
+    boost::system::error_code ec;
+    gl::diagnostics diag;
+    const auto cfg = load({"+job_config.memory_limit_mb=2048", "+job_config.cpu_time_limit=00:01:30",
+                           "+job_config.file_size_limit_mb=64", "+job_config.max_open_files=512",
+                           "+job_config.core_dumps=true", "+job_config.private_tmp=false",
+                           "+job_config.kill_escaped=false", "+job_config.kill_on_parent_exit=false",
+                           "+job_config.network=false"},
+                          ec, diag)
+                         .launcher;
+    ASSERT_FALSE(ec) << diag.client_message;
+    EXPECT_EQ(cfg.local.memory_limit_mb, 2048u);
+    EXPECT_EQ(cfg.local.cpu_time_limit, 90s);
+    EXPECT_EQ(cfg.local.file_size_limit_mb, 64u);
+    EXPECT_EQ(cfg.local.max_open_files, 512u);
+    EXPECT_TRUE(cfg.local.core_dumps);
+    EXPECT_FALSE(cfg.local.private_tmp);
+    EXPECT_FALSE(cfg.local.kill_escaped);
+    EXPECT_FALSE(cfg.local.kill_on_parent_exit);
+    EXPECT_FALSE(cfg.local.network);
+}
+
+TEST_F(LocalLimitsConfig, CpuTimeRoundsUpToWholeSecondsAndNullClears) {
+    boost::system::error_code ec;
+    gl::diagnostics diag;
+    EXPECT_EQ(load({"+job_config.cpu_time_limit=1.2"}, ec, diag).launcher.local.cpu_time_limit, 2s);
+    EXPECT_FALSE(load({"+job_config.memory_limit_mb=null"}, ec, diag).launcher.local.memory_limit_mb);
+    EXPECT_FALSE(ec) << diag.client_message;
+}
+
+TEST_F(LocalLimitsConfig, BadValuesAreOneLineErrors) {
+    EXPECT_THAT(error_of({"+job_config.memory_limit_mb=0"}), HasSubstr("job_config.memory_limit_mb: expected an integer >= 1"));
+    EXPECT_THAT(error_of({"+job_config.max_open_files=many"}), HasSubstr("job_config.max_open_files: expected an integer"));
+    EXPECT_THAT(error_of({"+job_config.file_size_limit_mb=99999999999999"}), HasSubstr("value too large"));
+    EXPECT_THAT(error_of({"+job_config.cpu_time_limit=0"}), HasSubstr("job_config.cpu_time_limit"));
+    EXPECT_THAT(error_of({"+job_config.network=maybe"}), HasSubstr("job_config.network: expected true or false"));
+    EXPECT_THAT(error_of({"+job_config.memory_limit=1"}), HasSubstr("did you mean 'memory_limit_mb'"));
+}
+
+const gd::rlimit_setting* find(const gd::child_limits& limits, int resource) {
+    for (std::size_t i = 0; i < limits.count; ++i)
+        if (limits.settings[i].resource == resource) return &limits.settings[i];
+    return nullptr;
+}
+
+TEST(LocalLimitsPlan, NothingButCoreDumpsByDefault) {
+    gd::child_limits limits;
+    EXPECT_EQ(gd::plan_limits({}, limits), "");
+    ASSERT_EQ(limits.count, 1u);
+    EXPECT_EQ(limits.settings[0].resource, RLIMIT_CORE);
+    EXPECT_EQ(limits.settings[0].soft, 0u);
+
+    gl::local_params allow;
+    allow.core_dumps = true;
+    EXPECT_EQ(gd::plan_limits(allow, limits), "");
+    EXPECT_EQ(limits.count, 0u);
+}
+
+TEST(LocalLimitsPlan, UnitsAndTheCpuGraceSecond) {
+    gl::local_params p;
+    p.memory_limit_mb = 300;
+    p.cpu_time_limit = 7s;
+    p.file_size_limit_mb = 2;
+    p.max_open_files = 64;
+    gd::child_limits limits;
+    ASSERT_EQ(gd::plan_limits(p, limits), "");
+    const rlim_t mib = 1024 * 1024;
+    ASSERT_TRUE(find(limits, RLIMIT_AS));
+    EXPECT_EQ(find(limits, RLIMIT_AS)->soft, 300 * mib);
+    EXPECT_EQ(find(limits, RLIMIT_AS)->hard, 300 * mib);
+    ASSERT_TRUE(find(limits, RLIMIT_CPU));
+    EXPECT_EQ(find(limits, RLIMIT_CPU)->soft, 7u);
+    EXPECT_EQ(find(limits, RLIMIT_CPU)->hard, 8u);
+    ASSERT_TRUE(find(limits, RLIMIT_FSIZE));
+    EXPECT_EQ(find(limits, RLIMIT_FSIZE)->hard, 2 * mib);
+    ASSERT_TRUE(find(limits, RLIMIT_NOFILE));
+    EXPECT_EQ(find(limits, RLIMIT_NOFILE)->soft, 64u);
+    EXPECT_TRUE(find(limits, RLIMIT_CORE));
+}
+
+TEST(LocalLimitsPlan, AboveOurHardLimitIsRefusedWhenNotRoot) {
+    if (::geteuid() == 0) GTEST_SKIP() << "root may raise hard limits";
+    rlimit own{};
+    ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &own), 0);
+    if (own.rlim_max == RLIM_INFINITY) GTEST_SKIP() << "no hard limit on open files here";
+    gl::local_params p;
+    p.max_open_files = static_cast<std::uint64_t>(own.rlim_max) + 1;
+    gd::child_limits limits;
+    EXPECT_THAT(gd::plan_limits(p, limits),
+                HasSubstr("job_config.max_open_files = " + std::to_string(own.rlim_max + 1) +
+                          " is above this process's hard limit of " + std::to_string(own.rlim_max)));
+    EXPECT_EQ(limits.count, 0u);
+}
+
+TEST(LocalLimitsPlan, NetworkIsolationKeepsOurIds) {
+    EXPECT_FALSE(gd::plan_network_isolation(true).enabled);
+    const auto plan = gd::plan_network_isolation(false);
+    EXPECT_TRUE(plan.enabled);
+    EXPECT_EQ(plan.user_namespace, ::geteuid() != 0);
+    if (plan.user_namespace)
+        EXPECT_EQ(plan.uid_map, std::to_string(::geteuid()) + " " + std::to_string(::geteuid()) + " 1\n");
+}
+
+TEST(LocalLimitsPlan, MarkersAreDistinctHex) {
+    const auto a = gd::make_job_marker(), b = gd::make_job_marker();
+    EXPECT_EQ(a.size(), 32u);
+    EXPECT_NE(a, b);
+    EXPECT_TRUE(std::all_of(a.begin(), a.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); }));
+}
+
+}  // namespace
