@@ -1,6 +1,7 @@
 #include "output_sink.hpp"
 
 #include <cerrno>
+#include <string>
 
 namespace genesis::launch::detail {
 
@@ -33,18 +34,30 @@ output_sink::~output_sink() {
     if (file_) std::fclose(file_);
 }
 
-std::error_code output_sink::open_file(const std::filesystem::path& path) {
+std::error_code output_sink::open_file(const std::filesystem::path& path, std::uint64_t limit) {
     if (file_) std::fclose(file_);
-    file_ = std::fopen(path.c_str(), "wb");
+    file_ = std::fopen(path.c_str(), "wbe");  // "e": O_CLOEXEC, no other child inherits it
     if (!file_) return {errno, std::generic_category()};
+    file_limit_ = limit;
+    file_bytes_ = 0;
+    file_truncated_ = false;
     return {};
 }
 
 void output_sink::write(std::string_view bytes) {
     if (bytes.empty() || finished_) return;
     bytes_ += bytes.size();
-    if (file_) {
-        std::fwrite(bytes.data(), 1, bytes.size(), file_);
+    if (file_ && !file_truncated_) {
+        const std::uint64_t room = file_limit_ - file_bytes_;
+        const std::size_t n = room < bytes.size() ? static_cast<std::size_t>(room) : bytes.size();
+        std::fwrite(bytes.data(), 1, n, file_);
+        file_bytes_ += n;
+        if (n < bytes.size()) {
+            file_truncated_ = true;
+            const std::string mark =
+                "\n[... log limit of " + std::to_string(file_limit_) + " bytes reached; the rest is not logged ...]\n";
+            std::fwrite(mark.data(), 1, mark.size(), file_);
+        }
         std::fflush(file_);  // users follow job_log.* while a job runs
     }
     capture_.append(bytes);

@@ -5,7 +5,9 @@
 
 #include "genesis/launch/job.hpp"
 
+#include <cstdint>
 #include <cstdio>
+#include <limits>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -40,14 +42,19 @@ public:
     output_sink(const output_sink&) = delete;
     output_sink& operator=(const output_sink&) = delete;
 
-    // Also write everything to `path` (created or truncated).
-    std::error_code open_file(const std::filesystem::path& path);
+    // Also write everything to `path` (created or truncated, close-on-exec), at most
+    // `limit` bytes: past it a one-line mark is written and the rest is not logged
+    // (the capture and the line callback still see everything).
+    std::error_code open_file(const std::filesystem::path& path,
+                              std::uint64_t limit = std::numeric_limits<std::uint64_t>::max());
     void write(std::string_view bytes);
     // End of stream: delivers a last unterminated line and closes the file.
     void finish();
 
     const capture_buffer& capture() const noexcept { return capture_; }
     std::size_t bytes() const noexcept { return bytes_; }
+    // The file reached its limit and output was left out of it.
+    bool file_truncated() const noexcept { return file_truncated_; }
 
 private:
     static constexpr std::size_t max_line = 64 * 1024;  // longer lines are delivered in pieces
@@ -55,6 +62,9 @@ private:
     capture_buffer capture_;
     line_callback on_line_;
     std::FILE* file_ = nullptr;
+    std::uint64_t file_limit_ = 0;
+    std::uint64_t file_bytes_ = 0;
+    bool file_truncated_ = false;
     std::string partial_;
     std::size_t bytes_ = 0;
     bool finished_ = false;

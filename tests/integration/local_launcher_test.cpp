@@ -510,6 +510,27 @@ TEST_F(LocalLauncher, FileSizeLimitStopsABigWrite) {
     EXPECT_LE(fs::file_size(r.results_dir / "big.bin"), 1024u * 1024u);
 }
 
+TEST_F(LocalLauncher, LogLimitEndsTheLogFileButNotTheJob) {
+    cfg.local.log_limit_mb = 1;
+    cfg.output_capture_bytes = 64 * 1024;
+    std::size_t line_count = 0;
+    auto spec = job("noisy.py");
+    spec.on_stdout = [&](std::string_view) { ++line_count; };
+    auto r = run(std::move(spec));
+    EXPECT_EQ(r.result, gl::outcome::ok) << r.diagnostic;
+    EXPECT_TRUE(r.correct);
+    const std::string log = read_file(r.results_dir / "job_log.out");
+    const std::string mark = "\n[... log limit of 1048576 bytes reached; the rest is not logged ...]\n";
+    ASSERT_EQ(log.size(), 1024u * 1024u + mark.size());
+    EXPECT_TRUE(log.ends_with(mark));
+    EXPECT_TRUE(log.starts_with("line 000000"));
+    EXPECT_THAT(r.warnings, ::testing::Contains(HasSubstr("job_log.out stopped at job_config.log_limit_mb = 1 MiB")));
+    EXPECT_THAT(r.warnings, ::testing::Not(::testing::Contains(HasSubstr("job_log.err"))));
+    // The capture and the live lines still see the whole stream.
+    EXPECT_TRUE(r.stdout_text.ends_with("LAST LINE\n"));
+    EXPECT_EQ(line_count, 30001u);
+}
+
 TEST_F(LocalLauncher, EachJobGetsAPrivateTempFolderRemovedAfterwards) {
     auto a = probe_report(run(job("probe.py")));
     auto b = probe_report(run(job("probe.py")));

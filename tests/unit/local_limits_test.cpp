@@ -2,14 +2,17 @@
 // loader reads them, and which setrlimit calls they plan for the child.
 #include "genesis/launch/config.hpp"
 #include "local/child_process.hpp"
+#include "output_sink.hpp"
 #include "test_support.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <fstream>
 #include <optional>
 
+#include <fcntl.h>
 #include <sys/resource.h>
 
 namespace gl = genesis::launch;
@@ -55,6 +58,7 @@ TEST_F(LocalLimitsConfig, DefaultsHardenWithoutLimiting) {
     EXPECT_FALSE(cfg.local.cpu_time_limit);
     EXPECT_FALSE(cfg.local.file_size_limit_mb);
     EXPECT_FALSE(cfg.local.max_open_files);
+    EXPECT_FALSE(cfg.local.log_limit_mb);
     EXPECT_FALSE(cfg.local.core_dumps);
     EXPECT_TRUE(cfg.local.private_tmp);
     EXPECT_TRUE(cfg.local.kill_escaped);
@@ -66,6 +70,7 @@ TEST_F(LocalLimitsConfig, EveryKeyIsRead) {
     boost::system::error_code ec;
     gl::diagnostics diag;
     const auto cfg = load({"+job_config.memory_limit_mb=2048", "+job_config.cpu_time_limit=00:01:30",
+                           "+job_config.log_limit_mb=100",
                            "+job_config.file_size_limit_mb=64", "+job_config.max_open_files=512",
                            "+job_config.core_dumps=true", "+job_config.private_tmp=false",
                            "+job_config.kill_escaped=false", "+job_config.kill_on_parent_exit=false",
@@ -77,6 +82,7 @@ TEST_F(LocalLimitsConfig, EveryKeyIsRead) {
     EXPECT_EQ(cfg.local.cpu_time_limit, 90s);
     EXPECT_EQ(cfg.local.file_size_limit_mb, 64u);
     EXPECT_EQ(cfg.local.max_open_files, 512u);
+    EXPECT_EQ(cfg.local.log_limit_mb, 100u);
     EXPECT_TRUE(cfg.local.core_dumps);
     EXPECT_FALSE(cfg.local.private_tmp);
     EXPECT_FALSE(cfg.local.kill_escaped);
@@ -170,6 +176,52 @@ TEST(LocalLimitsPlan, MarkersAreDistinctHex) {
     EXPECT_EQ(a.size(), 32u);
     EXPECT_NE(a, b);
     EXPECT_TRUE(std::all_of(a.begin(), a.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); }));
+}
+
+// ---- the job log cap (output_sink) ----
+
+TEST(LocalLogLimit, ExactlyTheLimitIsNotTruncated) {
+    genesis_test::temp_dir dir;
+    gd::output_sink sink(1024, {});
+    ASSERT_FALSE(sink.open_file(dir / "log", 10));
+    sink.write("01234");
+    sink.write("56789");
+    sink.finish();
+    EXPECT_FALSE(sink.file_truncated());
+    EXPECT_EQ(genesis_test::read_file(dir / "log"), "0123456789");
+}
+
+TEST(LocalLogLimit, PastTheLimitOneMarkEndsTheFile) {
+    genesis_test::temp_dir dir;
+    std::vector<std::string> lines;
+    gd::output_sink sink(1024, [&](std::string_view l) { lines.emplace_back(l); });
+    ASSERT_FALSE(sink.open_file(dir / "log", 10));
+    sink.write("0123456\n");
+    sink.write("789ab\n");
+    sink.write("more\n");
+    sink.finish();
+    EXPECT_TRUE(sink.file_truncated());
+    EXPECT_EQ(genesis_test::read_file(dir / "log"),
+              "0123456\n78\n[... log limit of 10 bytes reached; the rest is not logged ...]\n");
+    EXPECT_EQ(lines, (std::vector<std::string>{"0123456", "789ab", "more"}));
+    EXPECT_EQ(sink.capture().text(), "0123456\n789ab\nmore\n");
+}
+
+TEST(LocalLogLimit, TheLogFileIsCloseOnExec) {
+    genesis_test::temp_dir dir;
+    gd::output_sink sink(16, {});
+    ASSERT_FALSE(sink.open_file(dir / "log"));
+    std::string flags;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+        std::error_code ec;
+        if (std::filesystem::read_symlink(entry.path(), ec) != dir / "log") continue;
+        std::ifstream info("/proc/self/fdinfo/" + entry.path().filename().string());
+        for (std::string line; std::getline(info, line);)
+            if (line.starts_with("flags:")) flags = line.substr(6);
+    }
+    ASSERT_FALSE(flags.empty()) << "the log file's descriptor was not found";
+    EXPECT_NE(std::stoul(flags, nullptr, 8) & O_CLOEXEC, 0u) << flags;
+    sink.finish();
 }
 
 }  // namespace

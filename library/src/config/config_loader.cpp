@@ -51,6 +51,7 @@ const std::vector<std::string> job_config_keys = {
     "max_retries",       "cost_per_cpu_second", "cost_per_gib_second", "run_tag", "sweep_on_start",
     // local backend limits and isolation (docs/configuration.md)
     "memory_limit_mb",   "cpu_time_limit", "file_size_limit_mb", "max_open_files", "core_dumps",
+    "log_limit_mb",
     "private_tmp",       "kill_escaped", "kill_on_parent_exit", "network"};
 
 // evo_config keys the launcher reads.
@@ -723,7 +724,8 @@ public:
             } else if (name == "python") {
                 out.local.python = string_of(value, key);
                 if (out.local.python.empty()) fail(value, key, "expected an interpreter, got \"\"");
-            } else if (name == "memory_limit_mb" || name == "file_size_limit_mb" || name == "max_open_files") {
+            } else if (name == "memory_limit_mb" || name == "file_size_limit_mb" || name == "max_open_files" ||
+                       name == "log_limit_mb") {
                 std::optional<std::uint64_t> limit;
                 if (!value.is_null()) {
                     const std::int64_t n = integer_of(value, key, 1);
@@ -734,6 +736,7 @@ public:
                 }
                 (name == "memory_limit_mb" ? out.local.memory_limit_mb
                  : name == "file_size_limit_mb" ? out.local.file_size_limit_mb
+                 : name == "log_limit_mb"       ? out.local.log_limit_mb
                                                 : out.local.max_open_files) = limit;
             } else if (name == "cpu_time_limit") {
                 if (value.is_null()) out.local.cpu_time_limit.reset();

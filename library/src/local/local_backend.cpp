@@ -19,6 +19,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -327,9 +328,11 @@ private:
 
         output_sink out(cfg_.output_capture_bytes, job.on_stdout);
         output_sink err(cfg_.output_capture_bytes, job.on_stderr);
-        if (auto ec = out.open_file(job.results_dir / "job_log.out"))
+        const std::uint64_t log_limit =
+            lp.log_limit_mb ? *lp.log_limit_mb * 1024 * 1024 : std::numeric_limits<std::uint64_t>::max();
+        if (auto ec = out.open_file(job.results_dir / "job_log.out", log_limit))
             co_return fail_setup("cannot write " + (job.results_dir / "job_log.out").string() + ": " + ec.message());
-        if (auto ec = err.open_file(job.results_dir / "job_log.err"))
+        if (auto ec = err.open_file(job.results_dir / "job_log.err", log_limit))
             co_return fail_setup("cannot write " + (job.results_dir / "job_log.err").string() + ": " + ec.message());
 
         auto ex = co_await asio::this_coro::executor;
@@ -386,6 +389,10 @@ private:
         r.stderr_text = err.capture().text();
         r.stdout_truncated = out.capture().truncated();
         r.stderr_truncated = err.capture().truncated();
+        for (const auto& [sink, name] : {std::pair{&out, "job_log.out"}, std::pair{&err, "job_log.err"}})
+            if (sink->file_truncated())
+                r.warnings.push_back(std::string(name) + " stopped at job_config.log_limit_mb = " +
+                                     std::to_string(*lp.log_limit_mb) + " MiB; the rest of the output was not logged");
         if (st.sweep.escaped)
             r.warnings.push_back("killed " + std::to_string(st.sweep.escaped) +
                                  " process(es) of the job that had left its process group");

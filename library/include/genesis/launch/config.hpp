@@ -43,6 +43,9 @@ struct local_params {
     std::optional<std::uint64_t> max_open_files;
     // Core dumps of crashing candidates (RLIMIT_CORE 0 when false).
     bool core_dumps = false;
+    // Bytes written to job_log.out and to job_log.err, each, in MiB; past it a mark
+    // ends the file and the job goes on (the captured output still has head and tail).
+    std::optional<std::uint64_t> log_limit_mb;
 
     // Isolation.
     // A fresh TMPDIR (also TMP, TEMP) per job under the system temp folder, removed
