@@ -345,8 +345,11 @@ private:
         if (spawn_ec) {
             out.finish();
             err.finish();
+            // The errors unshare() and the id maps give when namespaces are not allowed.
+            const int e = spawn_ec.value();
+            const bool namespace_error = network.enabled && (e == EPERM || e == EINVAL || e == ENOSPC || e == EUSERS);
             co_return fail_setup("could not start " + exe.string() + ": " + spawn_ec.message() +
-                                 (network.enabled ? " (job_config.network=false needs network namespaces; "
+                                 (namespace_error ? " (job_config.network=false needs network namespaces; "
                                                     "unprivileged user namespaces when not root)"
                                                   : ""));
         }
