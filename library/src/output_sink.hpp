@@ -7,8 +7,8 @@
 
 #include <cstdint>
 #include <cstdio>
-#include <limits>
 #include <filesystem>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <system_error>

@@ -50,9 +50,8 @@ const std::vector<std::string> job_config_keys = {
     "install_timeout",   "create_rate",  "ca_file",        "tls_verify", "retry_vanished",
     "max_retries",       "cost_per_cpu_second", "cost_per_gib_second", "run_tag", "sweep_on_start",
     // local backend limits and isolation (docs/configuration.md)
-    "memory_limit_mb",   "cpu_time_limit", "file_size_limit_mb", "max_open_files", "core_dumps",
-    "log_limit_mb",
-    "private_tmp",       "kill_escaped", "kill_on_parent_exit", "network"};
+    "memory_limit_mb",   "cpu_time_limit", "file_size_limit_mb", "max_open_files", "log_limit_mb",
+    "core_dumps",        "private_tmp",  "kill_escaped",   "kill_on_parent_exit", "network"};
 
 // evo_config keys the launcher reads.
 const std::vector<std::string> evo_config_own_keys = {"job_type", "max_parallel_jobs",
