@@ -19,8 +19,12 @@
 #include <algorithm>
 #include <fstream>
 #include <mutex>
+#include <random>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/resource.h>
 #include <thread>
 
@@ -442,9 +446,9 @@ std::vector<std::string> strings_of(const boost::json::value& v) {
 }
 
 TEST_F(LocalLauncher, ConfiguredResourceLimitsReachTheEvaluator) {
-    cfg.local.memory_limit_mb = 2048;
-    cfg.local.cpu_time_limit = 30s;
-    cfg.local.file_size_limit_mb = 16;
+    cfg.local.memory_mb = 2048;
+    cfg.local.cpu_seconds = 30s;
+    cfg.local.max_file_mb = 16;
     cfg.local.max_open_files = 256;
     auto report = probe_report(run(job("probe.py")));
     const std::int64_t mib = 1024 * 1024;
@@ -477,18 +481,18 @@ TEST_F(LocalLauncher, CoreDumpsCanBeAllowed) {
 }
 
 TEST_F(LocalLauncher, MemoryLimitFailsAnOversizedAllocation) {
-    cfg.local.memory_limit_mb = 512;
+    cfg.local.memory_mb = 512;
     auto spec = job("hog.py");
     spec.extra_args = {{"mode", "memory"}};
     auto r = run(std::move(spec));
     EXPECT_EQ(r.result, gl::outcome::candidate_failed) << r.diagnostic;
     EXPECT_THAT(r.stderr_text, HasSubstr("MemoryError"));
     EXPECT_THAT(r.stdout_text, ::testing::Not(HasSubstr("done")));
-    EXPECT_THAT(r.warnings, ::testing::Contains(HasSubstr("ran out of memory (job_config.memory_limit_mb = 512)")));
+    EXPECT_THAT(r.warnings, ::testing::Contains(HasSubstr("ran out of memory (job_config.memory_mb = 512)")));
 }
 
 TEST_F(LocalLauncher, CpuTimeLimitEndsTheJobAsTimeout) {
-    cfg.local.cpu_time_limit = 1s;
+    cfg.local.cpu_seconds = 1s;
     auto spec = job("hog.py");
     spec.extra_args = {{"mode", "cpu"}};
     spec.timeout = 120s;  // a backstop far above the CPU limit
@@ -501,7 +505,7 @@ TEST_F(LocalLauncher, CpuTimeLimitEndsTheJobAsTimeout) {
 }
 
 TEST_F(LocalLauncher, FileSizeLimitStopsABigWrite) {
-    cfg.local.file_size_limit_mb = 1;
+    cfg.local.max_file_mb = 1;
     auto spec = job("hog.py");
     spec.extra_args = {{"mode", "fsize"}};
     auto r = run(std::move(spec));
@@ -647,6 +651,238 @@ TEST_F(LocalLauncher, ParentDeathSignalIsSetUnlessDisabled) {
     launcher->shutdown();
     launcher.reset();
     EXPECT_EQ(probe_report(run(job("probe.py"))).at("pdeathsig").as_int64(), 0);
+}
+
+// ---- hostile evaluators, bubblewrap isolation, max_processes ----
+
+// Pids of processes whose command line holds `token`.
+std::vector<pid_t> processes_with(const std::string& token) {
+    std::vector<pid_t> found;
+    for (const auto& entry : fs::directory_iterator("/proc")) {
+        const std::string name = entry.path().filename().string();
+        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+        std::string cmdline = read_file(entry.path() / "cmdline");
+        std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+        if (cmdline.find(token) != std::string::npos && process_running(std::stoi(name))) found.push_back(std::stoi(name));
+    }
+    return found;
+}
+
+std::string random_token(const char* prefix) {
+    std::random_device rd;
+    return prefix + std::to_string(::getpid()) + "-" + std::to_string(rd()) + std::to_string(rd());
+}
+
+// kB of a /proc/self/status field (VmRSS, VmHWM).
+long status_kb(const std::string& field) {
+    std::ifstream status("/proc/self/status");
+    for (std::string line; std::getline(status, line);)
+        if (line.starts_with(field + ":")) return std::stol(line.substr(field.size() + 1));
+    return -1;
+}
+
+// A loopback TCP listener (never accepts; a connection still completes in the backlog).
+struct loopback_listener {
+    int fd = -1;
+    int port = 0;
+    loopback_listener() {
+        fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof addr;
+        if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 && ::listen(fd, 16) == 0 &&
+            ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
+            port = ntohs(addr.sin_port);
+    }
+    ~loopback_listener() {
+        if (fd >= 0) ::close(fd);
+    }
+};
+
+bool bwrap_available() { return ::access("/usr/bin/bwrap", X_OK) == 0; }
+
+class LocalIsolation : public LocalLauncher {
+protected:
+    void SetUp() override {
+        if (!bwrap_available()) GTEST_SKIP() << "bubblewrap is not installed";
+        LocalLauncher::SetUp();
+        cfg.local.isolation = gl::local_isolation::bwrap;
+    }
+};
+
+TEST_F(LocalIsolation, TheEvaluatorIsConfined) {
+    loopback_listener listener;
+    ASSERT_GT(listener.port, 0);
+    const std::string tmp_name = random_token("genesis-confine-");
+    auto spec = job("confine.py");
+    spec.extra_args = {{"port", listener.port}, {"tmp_name", tmp_name}};
+    auto r = run(std::move(spec));
+    ASSERT_EQ(r.result, gl::outcome::ok) << r.diagnostic << r.stderr_text;
+    const auto& m = r.metrics;
+    // No network: the loopback of the job is not ours.
+    EXPECT_THAT(std::string(m.at("connect").as_string()), HasSubstr("ConnectionRefused"));
+    const auto& writes = m.at("writes").as_object();
+    for (const char* denied : {"cwd", "etc", "candidate", "home"})
+        EXPECT_THAT(std::string(writes.at(denied).as_string()), HasSubstr("Read-only file system")) << denied;
+    for (const char* allowed : {"results", "tmpdir", "tmp"})
+        EXPECT_EQ(writes.at(allowed).as_string(), "ok") << allowed;
+    EXPECT_EQ(m.at("tmpdir").as_string(), "/tmp");
+    // The job's /tmp was its own, and is gone.
+    EXPECT_FALSE(fs::exists(fs::path("/tmp") / tmp_name));
+    EXPECT_FALSE(fs::exists(fs::temp_directory_path() / tmp_name));
+
+    // The same connection succeeds without isolation (the check above can fail).
+    cfg.local.isolation = gl::local_isolation::none;
+    launcher->shutdown();
+    launcher.reset();
+    auto control = job("confine.py");
+    control.extra_args = {{"port", listener.port}, {"writes", "no"}};
+    auto c = run(std::move(control));
+    ASSERT_EQ(c.result, gl::outcome::ok) << c.diagnostic << c.stderr_text;
+    EXPECT_EQ(c.metrics.at("connect").as_string(), "ok");
+}
+
+TEST_F(LocalIsolation, LimitsStillApplyInside) {
+    cfg.local.memory_mb = 2048;
+    cfg.local.max_open_files = 256;
+    cfg.local.max_file_mb = 1;
+    auto report = probe_report(run(job("probe.py")));
+    const std::int64_t mib = 1024 * 1024;
+    EXPECT_EQ(limit_of(report, "AS"), (std::vector<std::int64_t>{2048 * mib, 2048 * mib}));
+    EXPECT_EQ(limit_of(report, "NOFILE"), (std::vector<std::int64_t>{256, 256}));
+    EXPECT_EQ(strings_of(report.at("interfaces")), (std::vector<std::string>{"lo"}));
+    EXPECT_EQ(report.at("pdeathsig").as_int64(), SIGKILL);
+
+    auto spec = job("hog.py");
+    spec.extra_args = {{"mode", "fsize"}};
+    auto r = run(std::move(spec));
+    EXPECT_EQ(r.result, gl::outcome::candidate_failed) << r.diagnostic;
+    EXPECT_THAT(r.stderr_text, HasSubstr("File too large"));
+    EXPECT_EQ(fs::file_size(r.results_dir / "big.bin"), 1024u * 1024u);
+}
+
+TEST_F(LocalIsolation, DeathBySignalIsReportedAsTheSignal) {
+    auto r = run(job("crash_signal.py"));
+    EXPECT_EQ(r.result, gl::outcome::candidate_failed);
+    ASSERT_TRUE(r.signal) << r.diagnostic;
+    EXPECT_FALSE(r.exit_code);
+    EXPECT_THAT(r.diagnostic, HasSubstr("evaluator killed by SIG"));
+}
+
+TEST_F(LocalIsolation, ATimeoutStillStopsTheJob) {
+    auto spec = job("sleep.py");
+    spec.timeout = 500ms;
+    auto r = run(std::move(spec));
+    EXPECT_EQ(r.result, gl::outcome::timeout) << r.diagnostic;
+    EXPECT_LT(r.timings.run, 10s);
+}
+
+TEST_F(LocalIsolation, ASandboxThatCannotBeSetUpIsSetupFailed) {
+    // bwrap itself needs more descriptors than this to build the sandbox.
+    cfg.local.max_open_files = 5;
+    auto r = run(job("ok.py"));
+    EXPECT_EQ(r.result, gl::outcome::setup_failed) << r.diagnostic;
+    EXPECT_THAT(r.diagnostic, HasSubstr("job_config.isolation = bwrap: the sandbox could not be set up: bwrap: "));
+    EXPECT_EQ(r.diagnostic.find('\n'), std::string::npos);
+}
+
+// A daemon (double fork + setsid) dies with its job in both isolation modes: with
+// none through the job's marker, with bwrap through the pid namespace (the marker
+// sweep is off there to prove it).
+class DaemonEvaluator : public LocalLauncher, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(DaemonEvaluator, NothingOutlivesTheJob) {
+    const bool sandboxed = GetParam();
+    if (sandboxed && !bwrap_available()) GTEST_SKIP() << "bubblewrap is not installed";
+    if (sandboxed) {
+        cfg.local.isolation = gl::local_isolation::bwrap;
+        cfg.local.kill_escaped = false;
+    }
+    const std::string token = random_token("genesis-daemon-");
+    auto spec = job("daemon.py");
+    spec.extra_args = {{"token", token}};
+    auto r = run(std::move(spec));
+    EXPECT_EQ(r.result, gl::outcome::ok) << r.diagnostic << r.stderr_text;
+    EXPECT_TRUE(r.correct) << r.stdout_text;  // the daemon did start
+    EXPECT_TRUE(eventually([&] { return processes_with(token).empty(); }, 5s));
+    for (pid_t pid : processes_with(token)) ::kill(pid, SIGKILL);
+}
+
+INSTANTIATE_TEST_SUITE_P(LocalLauncher, DaemonEvaluator, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "Bwrap" : "NoIsolation"; });
+
+TEST_F(LocalLauncher, FillingTheDiskStopsAtTheFileLimitAndTheNextJobRuns) {
+    cfg.local.max_file_mb = 4;
+    auto r = run(job("fill_disk.py"));
+    EXPECT_EQ(r.result, gl::outcome::candidate_failed) << r.diagnostic;
+    EXPECT_EQ(fs::file_size(r.results_dir / "fill.bin"), 4u * 1024u * 1024u);
+    EXPECT_THAT(r.stderr_text, HasSubstr("File too large"));
+    EXPECT_THAT(r.stdout_text, HasSubstr("written 4194304"));
+    EXPECT_THAT(r.error, HasSubstr("evaluator exited with status 1"));
+    auto next = run(job("ok.py"));
+    EXPECT_EQ(next.result, gl::outcome::ok) << next.diagnostic;
+}
+
+TEST_F(LocalLauncher, OneGibOfStdoutKeepsMemoryBoundedAndIsLoggedInFull) {
+    // Peak RSS of this process, reset just before the job (clear_refs 5 = reset VmHWM).
+    write_file("/proc/self/clear_refs", "5");
+    const long rss_before = status_kb("VmRSS");
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = run(job("flood.py"));
+    const auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const long peak = status_kb("VmHWM");
+    ASSERT_EQ(r.result, gl::outcome::ok) << r.diagnostic;
+    const fs::path log = r.results_dir / "job_log.out";
+    const auto logged = fs::file_size(log);
+    fs::remove(log);
+    std::printf("[ figures  ] 1 GiB stdout: %.1f s, RSS before %ld kB, peak %ld kB (+%ld kB)\n", seconds, rss_before,
+                peak, peak - rss_before);
+    EXPECT_EQ(logged, std::uint64_t{1} << 30);
+    EXPECT_TRUE(r.stdout_truncated);
+    EXPECT_LE(r.stdout_text.size(), cfg.output_capture_bytes + 256);
+    EXPECT_LT(peak - rss_before, 64 * 1024) << "kB";
+}
+
+TEST_F(LocalLauncher, MaxProcessesCapsTheWholeJobAndLeavesNothing) {
+    cfg.local.max_processes = 12;
+    cfg.local.kill_escaped = false;  // the cgroup alone must end the children
+    auto r = run(job("fork_loop.py"));
+    ASSERT_EQ(r.result, gl::outcome::ok) << r.diagnostic << r.stderr_text;
+    const auto forked = r.metrics.at("forked").to_number<std::int64_t>();
+    EXPECT_GT(forked, 0);
+    EXPECT_LT(forked, 12);
+    EXPECT_EQ(r.metrics.at("error").as_string(), "EAGAIN");
+    std::vector<pid_t> children;
+    {
+        std::ifstream in(r.results_dir / "children.pids");
+        for (pid_t pid; in >> pid;) children.push_back(pid);
+    }
+    EXPECT_EQ(static_cast<std::int64_t>(children.size()), forked);
+    EXPECT_TRUE(eventually([&] {
+        return std::none_of(children.begin(), children.end(), [](pid_t p) { return process_running(p); });
+    }, 5s));
+    for (pid_t pid : children) ::kill(pid, SIGKILL);
+    // The job's cgroup is gone.
+    std::vector<std::string> left;
+    for (const char* root : {"/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"}) {
+        std::error_code ec;
+        for (const auto& e : fs::recursive_directory_iterator(root, fs::directory_options::skip_permission_denied, ec))
+            if (e.path().filename().string().starts_with("genesis-launch-" + std::to_string(::getpid()) + "-"))
+                left.push_back(e.path().string());
+    }
+    EXPECT_THAT(left, ::testing::IsEmpty());
+}
+
+TEST_F(LocalLauncher, MaxProcessesAlsoHoldsUnderBwrap) {
+    if (!bwrap_available()) GTEST_SKIP() << "bubblewrap is not installed";
+    cfg.local.isolation = gl::local_isolation::bwrap;
+    cfg.local.max_processes = 12;
+    auto r = run(job("fork_loop.py"));
+    ASSERT_EQ(r.result, gl::outcome::ok) << r.diagnostic << r.stderr_text;
+    // bwrap and the namespace's init count too.
+    EXPECT_LT(r.metrics.at("forked").to_number<std::int64_t>(), 10);
+    EXPECT_EQ(r.metrics.at("error").as_string(), "EAGAIN");
 }
 
 #ifdef GENESIS_CLI_PATH

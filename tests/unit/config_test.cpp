@@ -535,7 +535,9 @@ evo_config:
     EXPECT_EQ(l.e2b.additional_files.at("/home/user/data.csv"), (root_ / "data/data.csv").string());
     EXPECT_EQ(l.e2b.additional_files.at("/home/user/abs.txt"), "/tmp/abs.txt");
     EXPECT_EQ(l.e2b.cpus, 2);
-    EXPECT_EQ(l.e2b.memory_mb, 1024);
+    // job_type local: memory_mb is the evaluator's limit, not the sandbox size.
+    EXPECT_EQ(l.local.memory_mb, 1024u);
+    EXPECT_FALSE(l.e2b.memory_mb);
     EXPECT_EQ(l.kill_grace, 5000ms);
     EXPECT_EQ(l.output_capture_bytes, 1000u);
     EXPECT_EQ(l.e2b.api_url, "https://api.example");

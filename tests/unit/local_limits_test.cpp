@@ -54,9 +54,9 @@ TEST_F(LocalLimitsConfig, DefaultsHardenWithoutLimiting) {
     gl::diagnostics diag;
     const auto cfg = load({}, ec, diag).launcher;
     ASSERT_FALSE(ec) << diag.client_message;
-    EXPECT_FALSE(cfg.local.memory_limit_mb);
-    EXPECT_FALSE(cfg.local.cpu_time_limit);
-    EXPECT_FALSE(cfg.local.file_size_limit_mb);
+    EXPECT_FALSE(cfg.local.memory_mb);
+    EXPECT_FALSE(cfg.local.cpu_seconds);
+    EXPECT_FALSE(cfg.local.max_file_mb);
     EXPECT_FALSE(cfg.local.max_open_files);
     EXPECT_FALSE(cfg.local.log_limit_mb);
     EXPECT_FALSE(cfg.local.core_dumps);
@@ -64,23 +64,26 @@ TEST_F(LocalLimitsConfig, DefaultsHardenWithoutLimiting) {
     EXPECT_TRUE(cfg.local.kill_escaped);
     EXPECT_TRUE(cfg.local.kill_on_parent_exit);
     EXPECT_TRUE(cfg.local.network);
+    EXPECT_FALSE(cfg.local.max_processes);
+    EXPECT_EQ(cfg.local.isolation, gl::local_isolation::none);
 }
 
 TEST_F(LocalLimitsConfig, EveryKeyIsRead) {
     boost::system::error_code ec;
     gl::diagnostics diag;
-    const auto cfg = load({"+job_config.memory_limit_mb=2048", "+job_config.cpu_time_limit=00:01:30",
+    const auto cfg = load({"+job_config.memory_mb=2048", "+job_config.cpu_seconds=00:01:30",
                            "+job_config.log_limit_mb=100",
-                           "+job_config.file_size_limit_mb=64", "+job_config.max_open_files=512",
+                           "+job_config.max_file_mb=64", "+job_config.max_open_files=512",
                            "+job_config.core_dumps=true", "+job_config.private_tmp=false",
                            "+job_config.kill_escaped=false", "+job_config.kill_on_parent_exit=false",
-                           "+job_config.network=false"},
+                           "+job_config.network=false", "+job_config.max_processes=64",
+                           "+job_config.isolation=bwrap"},
                           ec, diag)
                          .launcher;
     ASSERT_FALSE(ec) << diag.client_message;
-    EXPECT_EQ(cfg.local.memory_limit_mb, 2048u);
-    EXPECT_EQ(cfg.local.cpu_time_limit, 90s);
-    EXPECT_EQ(cfg.local.file_size_limit_mb, 64u);
+    EXPECT_EQ(cfg.local.memory_mb, 2048u);
+    EXPECT_EQ(cfg.local.cpu_seconds, 90s);
+    EXPECT_EQ(cfg.local.max_file_mb, 64u);
     EXPECT_EQ(cfg.local.max_open_files, 512u);
     EXPECT_EQ(cfg.local.log_limit_mb, 100u);
     EXPECT_TRUE(cfg.local.core_dumps);
@@ -88,23 +91,39 @@ TEST_F(LocalLimitsConfig, EveryKeyIsRead) {
     EXPECT_FALSE(cfg.local.kill_escaped);
     EXPECT_FALSE(cfg.local.kill_on_parent_exit);
     EXPECT_FALSE(cfg.local.network);
+    EXPECT_EQ(cfg.local.max_processes, 64u);
+    EXPECT_EQ(cfg.local.isolation, gl::local_isolation::bwrap);
+    // For the local backend memory_mb is a limit, not the E2B sandbox size.
+    EXPECT_FALSE(cfg.e2b.memory_mb);
+}
+
+TEST_F(LocalLimitsConfig, MemoryMbIsTheSandboxSizeForE2b) {
+    boost::system::error_code ec;
+    gl::diagnostics diag;
+    const auto cfg = load({"evo_config.job_type=e2b", "+job_config.memory_mb=1024"}, ec, diag).launcher;
+    ASSERT_FALSE(ec) << diag.client_message;
+    EXPECT_EQ(cfg.e2b.memory_mb, 1024);
+    EXPECT_FALSE(cfg.local.memory_mb);
 }
 
 TEST_F(LocalLimitsConfig, CpuTimeRoundsUpToWholeSecondsAndNullClears) {
     boost::system::error_code ec;
     gl::diagnostics diag;
-    EXPECT_EQ(load({"+job_config.cpu_time_limit=1.2"}, ec, diag).launcher.local.cpu_time_limit, 2s);
-    EXPECT_FALSE(load({"+job_config.memory_limit_mb=null"}, ec, diag).launcher.local.memory_limit_mb);
+    EXPECT_EQ(load({"+job_config.cpu_seconds=1.2"}, ec, diag).launcher.local.cpu_seconds, 2s);
+    EXPECT_FALSE(load({"+job_config.memory_mb=null"}, ec, diag).launcher.local.memory_mb);
     EXPECT_FALSE(ec) << diag.client_message;
 }
 
 TEST_F(LocalLimitsConfig, BadValuesAreOneLineErrors) {
-    EXPECT_THAT(error_of({"+job_config.memory_limit_mb=0"}), HasSubstr("job_config.memory_limit_mb: expected an integer >= 1"));
+    EXPECT_THAT(error_of({"+job_config.memory_mb=0"}), HasSubstr("job_config.memory_mb: expected an integer >= 1"));
     EXPECT_THAT(error_of({"+job_config.max_open_files=many"}), HasSubstr("job_config.max_open_files: expected an integer"));
-    EXPECT_THAT(error_of({"+job_config.file_size_limit_mb=99999999999999"}), HasSubstr("value too large"));
-    EXPECT_THAT(error_of({"+job_config.cpu_time_limit=0"}), HasSubstr("job_config.cpu_time_limit"));
+    EXPECT_THAT(error_of({"+job_config.max_file_mb=99999999999999"}), HasSubstr("value too large"));
+    EXPECT_THAT(error_of({"+job_config.cpu_seconds=0"}), HasSubstr("job_config.cpu_seconds"));
     EXPECT_THAT(error_of({"+job_config.network=maybe"}), HasSubstr("job_config.network: expected true or false"));
-    EXPECT_THAT(error_of({"+job_config.memory_limit=1"}), HasSubstr("did you mean 'memory_limit_mb'"));
+    EXPECT_THAT(error_of({"+job_config.memory_limit=1"}), HasSubstr("did you mean 'memory_mb'"));
+    EXPECT_THAT(error_of({"+job_config.isolation=docker"}),
+                HasSubstr("job_config.isolation: expected none or bwrap, got"));
+    EXPECT_THAT(error_of({"+job_config.max_processes=0"}), HasSubstr("job_config.max_processes: expected an integer >= 1"));
 }
 
 const gd::rlimit_setting* find(const gd::child_limits& limits, int resource) {
@@ -128,9 +147,9 @@ TEST(LocalLimitsPlan, NothingButCoreDumpsByDefault) {
 
 TEST(LocalLimitsPlan, UnitsAndTheCpuGraceSecond) {
     gl::local_params p;
-    p.memory_limit_mb = 300;
-    p.cpu_time_limit = 7s;
-    p.file_size_limit_mb = 2;
+    p.memory_mb = 300;
+    p.cpu_seconds = 7s;
+    p.max_file_mb = 2;
     p.max_open_files = 64;
     gd::child_limits limits;
     ASSERT_EQ(gd::plan_limits(p, limits), "");

@@ -50,8 +50,10 @@ const std::vector<std::string> job_config_keys = {
     "install_timeout",   "create_rate",  "ca_file",        "tls_verify", "retry_vanished",
     "max_retries",       "cost_per_cpu_second", "cost_per_gib_second", "run_tag", "sweep_on_start",
     // local backend limits and isolation (docs/configuration.md)
-    "memory_limit_mb",   "cpu_time_limit", "file_size_limit_mb", "max_open_files", "log_limit_mb",
-    "core_dumps",        "private_tmp",  "kill_escaped",   "kill_on_parent_exit", "network"};
+    // (memory_mb above is shared: the sandbox size for E2B, a limit for local)
+    "cpu_seconds",       "max_file_mb",  "max_processes",  "max_open_files", "log_limit_mb",
+    "core_dumps",        "private_tmp",  "kill_escaped",   "kill_on_parent_exit", "network",
+    "isolation"};
 
 // evo_config keys the launcher reads.
 const std::vector<std::string> evo_config_own_keys = {"job_type", "max_parallel_jobs",
@@ -723,24 +725,28 @@ public:
             } else if (name == "python") {
                 out.local.python = string_of(value, key);
                 if (out.local.python.empty()) fail(value, key, "expected an interpreter, got \"\"");
-            } else if (name == "memory_limit_mb" || name == "file_size_limit_mb" || name == "max_open_files" ||
-                       name == "log_limit_mb") {
+            } else if (name == "memory_mb" && out.type == job_type::e2b) {
+                // The sandbox's size (cost estimate); for the local backend, a limit.
+                out.e2b.memory_mb = optional_int_of(value, key, 1);
+            } else if (name == "memory_mb" || name == "max_file_mb" || name == "max_open_files" ||
+                       name == "log_limit_mb" || name == "max_processes") {
                 std::optional<std::uint64_t> limit;
                 if (!value.is_null()) {
                     const std::int64_t n = integer_of(value, key, 1);
                     // MiB values become bytes for setrlimit.
-                    if (name != "max_open_files" && n > (std::int64_t{1} << 40))
+                    if (name != "max_open_files" && name != "max_processes" && n > (std::int64_t{1} << 40))
                         fail(value, key, "value too large: " + value.text);
                     limit = static_cast<std::uint64_t>(n);
                 }
-                (name == "memory_limit_mb" ? out.local.memory_limit_mb
-                 : name == "file_size_limit_mb" ? out.local.file_size_limit_mb
+                (name == "memory_mb" ? out.local.memory_mb
+                 : name == "max_file_mb" ? out.local.max_file_mb
                  : name == "log_limit_mb"       ? out.local.log_limit_mb
+                 : name == "max_processes"      ? out.local.max_processes
                                                 : out.local.max_open_files) = limit;
-            } else if (name == "cpu_time_limit") {
-                if (value.is_null()) out.local.cpu_time_limit.reset();
+            } else if (name == "cpu_seconds") {
+                if (value.is_null()) out.local.cpu_seconds.reset();
                 else
-                    out.local.cpu_time_limit =
+                    out.local.cpu_seconds =
                         std::chrono::seconds((duration_of(value, key, false).count() + 999) / 1000);
             } else if (name == "core_dumps") {
                 out.local.core_dumps = bool_of(value, key);
@@ -752,6 +758,11 @@ public:
                 out.local.kill_on_parent_exit = bool_of(value, key);
             } else if (name == "network") {
                 out.local.network = bool_of(value, key);
+            } else if (name == "isolation") {
+                const std::string mode = value.is_null() ? std::string("none") : string_of(value, key);
+                if (mode == "none") out.local.isolation = local_isolation::none;
+                else if (mode == "bwrap") out.local.isolation = local_isolation::bwrap;
+                else fail(value, key, "expected none or bwrap, got " + config::describe_value(value));
             } else if (name == "template") {
                 out.e2b.template_id = string_of(value, key);
             } else if (name == "timeout") {
@@ -776,8 +787,6 @@ public:
                         path_of(local, key + "." + sandbox_path).string();
             } else if (name == "cpus") {
                 out.e2b.cpus = optional_int_of(value, key, 1);
-            } else if (name == "memory_mb") {
-                out.e2b.memory_mb = optional_int_of(value, key, 1);
             } else if (name == "kill_grace") {
                 out.kill_grace = duration_of(value, key, true);
             } else if (name == "output_capture_bytes") {

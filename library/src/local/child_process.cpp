@@ -1,20 +1,29 @@
 #include "local/child_process.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <fstream>
 #include <random>
+#include <sstream>
+#include <thread>
 #include <vector>
 
 #include <dirent.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <spawn.h>
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+extern char** environ;
 
 namespace genesis::launch::detail {
 
@@ -44,19 +53,19 @@ std::string plan_limits(const local_params& params, child_limits& out) {
         return std::string();
     };
     std::string why;
-    if (params.memory_limit_mb) {
-        const rlim_t bytes = static_cast<rlim_t>(*params.memory_limit_mb) * mib;
-        why = add(RLIMIT_AS, bytes, bytes, "memory_limit_mb", mib, " MiB");
+    if (params.memory_mb) {
+        const rlim_t bytes = static_cast<rlim_t>(*params.memory_mb) * mib;
+        why = add(RLIMIT_AS, bytes, bytes, "memory_mb", mib, " MiB");
     }
-    if (why.empty() && params.cpu_time_limit) {
+    if (why.empty() && params.cpu_seconds) {
         // SIGXCPU at the limit; the hard limit (SIGKILL) one second later in case
         // SIGXCPU is caught or ignored.
-        const auto s = static_cast<rlim_t>(std::max<std::int64_t>(1, params.cpu_time_limit->count()));
-        why = add(RLIMIT_CPU, s, s + 1, "cpu_time_limit", 1, " s");
+        const auto s = static_cast<rlim_t>(std::max<std::int64_t>(1, params.cpu_seconds->count()));
+        why = add(RLIMIT_CPU, s, s + 1, "cpu_seconds", 1, " s");
     }
-    if (why.empty() && params.file_size_limit_mb) {
-        const rlim_t bytes = static_cast<rlim_t>(*params.file_size_limit_mb) * mib;
-        why = add(RLIMIT_FSIZE, bytes, bytes, "file_size_limit_mb", mib, " MiB");
+    if (why.empty() && params.max_file_mb) {
+        const rlim_t bytes = static_cast<rlim_t>(*params.max_file_mb) * mib;
+        why = add(RLIMIT_FSIZE, bytes, bytes, "max_file_mb", mib, " MiB");
     }
     if (why.empty() && params.max_open_files) {
         const auto n = static_cast<rlim_t>(*params.max_open_files);
@@ -208,6 +217,253 @@ sweep_result kill_marked_processes(std::string_view marker, pid_t group) {
         if (found == 0) break;
     }
     return result;
+}
+
+// ---- bubblewrap ------------------------------------------------------------------
+
+namespace {
+
+bool is_executable(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
+}
+
+bwrap_probe run_bwrap_probe() {
+    bwrap_probe probe;
+    if (is_executable("/usr/bin/bwrap")) {
+        probe.path = "/usr/bin/bwrap";
+    } else if (const char* path_env = std::getenv("PATH")) {
+        std::stringstream dirs(path_env);
+        for (std::string dir; std::getline(dirs, dir, ':');)
+            if (!dir.empty() && is_executable(dir + "/bwrap")) {
+                probe.path = dir + "/bwrap";
+                break;
+            }
+    }
+    if (probe.path.empty()) {
+        probe.error = "bubblewrap (bwrap) not found in /usr/bin or on PATH (Debian package bubblewrap)";
+        return probe;
+    }
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) {
+        probe.error = std::string("cannot run ") + probe.path + " --version: " + std::strerror(errno);
+        return probe;
+    }
+    posix_spawn_file_actions_t actions;
+    ::posix_spawn_file_actions_init(&actions);
+    ::posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+    ::posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+    ::posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    const char* argv[] = {probe.path.c_str(), "--version", nullptr};
+    pid_t pid = 0;
+    const int spawn_err = ::posix_spawn(&pid, probe.path.c_str(), &actions, nullptr, const_cast<char* const*>(argv), environ);
+    ::posix_spawn_file_actions_destroy(&actions);
+    ::close(fds[1]);
+    std::string text;
+    if (spawn_err == 0) {
+        char buf[256];
+        for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) != 0;) {
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) break;
+            if (text.size() < 4096) text.append(buf, static_cast<std::size_t>(n));
+        }
+    }
+    ::close(fds[0]);
+    int status = 0;
+    if (spawn_err == 0)
+        while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+    if (spawn_err != 0)
+        probe.error = "cannot run " + probe.path + " --version: " + std::strerror(spawn_err);
+    else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !text.starts_with("bubblewrap "))
+        probe.error = probe.path + " --version did not answer as bubblewrap does";
+    else
+        probe.version = text;
+    return probe;
+}
+
+}  // namespace
+
+const bwrap_probe& probe_bwrap() {
+    static const bwrap_probe probe = run_bwrap_probe();
+    return probe;
+}
+
+std::vector<std::string> bwrap_arguments(const bwrap_layout& layout) {
+    std::vector<std::string> a = {
+        // New user (when not root), pid, network, ipc, uts and cgroup namespaces: only
+        // loopback, and every process of the job dies with the namespace's init.
+        "--unshare-all", "--die-with-parent",
+        // Root keeps its capabilities in bwrap unless told otherwise.
+        "--cap-drop", "ALL",
+        "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+        "--bind", layout.private_tmp, "/tmp"};
+    // Paths under /tmp are hidden by the private /tmp: bring back those the job reads.
+    std::vector<std::string> wanted = layout.readable;
+    wanted.insert(wanted.begin(), layout.cwd);
+    std::vector<std::string> done;
+    for (const auto& path : wanted) {
+        if (path.empty() || path == "/" || std::find(done.begin(), done.end(), path) != done.end()) continue;
+        done.push_back(path);
+        a.insert(a.end(), {"--ro-bind", path, path});
+    }
+    a.insert(a.end(), {"--bind", layout.results_dir, layout.results_dir});
+    if (!layout.cwd.empty()) a.insert(a.end(), {"--chdir", layout.cwd});
+    a.push_back("--");
+    return a;
+}
+
+// ---- pids cgroup ---------------------------------------------------------------------
+
+namespace {
+
+std::string read_small_file(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+bool has_token(const std::string& list, const std::string& token, char separator) {
+    std::stringstream items(list);
+    for (std::string item; std::getline(items, item, separator);) {
+        while (!item.empty() && (item.back() == '\n' || item.back() == ' ')) item.pop_back();
+        if (item == token) return true;
+    }
+    return false;
+}
+
+int write_text(const std::string& path, const std::string& text) {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    const ssize_t n = ::write(fd, text.data(), text.size());
+    const int err = n == static_cast<ssize_t>(text.size()) ? 0 : (n < 0 ? errno : EIO);
+    ::close(fd);
+    return err;
+}
+
+// Folders where a job's cgroup may go, best first: the own cgroup of this process
+// in each pids hierarchy, then (cgroup v2) the hierarchy's root.
+std::vector<std::string> pids_cgroup_bases() {
+    std::vector<std::string> v1_mounts, v2_mounts;
+    std::ifstream mountinfo("/proc/self/mountinfo");
+    for (std::string line; std::getline(mountinfo, line);) {
+        std::stringstream fields(line);
+        std::vector<std::string> f;
+        for (std::string field; fields >> field;) f.push_back(field);
+        const auto dash = std::find(f.begin(), f.end(), "-");
+        if (f.size() < 5 || dash == f.end() || f.end() - dash < 4) continue;
+        const std::string& type = dash[1];
+        if (type == "cgroup" && has_token(dash[3], "pids", ',')) v1_mounts.push_back(f[4]);
+        else if (type == "cgroup2") v2_mounts.push_back(f[4]);
+    }
+    std::string v1_path, v2_path;
+    std::ifstream own("/proc/self/cgroup");
+    for (std::string line; std::getline(own, line);) {
+        const auto first = line.find(':');
+        const auto second = line.find(':', first + 1);
+        if (first == std::string::npos || second == std::string::npos) continue;
+        const std::string controllers = line.substr(first + 1, second - first - 1);
+        const std::string path = line.substr(second + 1);
+        if (controllers.empty() && line.compare(0, first, "0") == 0) v2_path = path;
+        else if (has_token(controllers, "pids", ',')) v1_path = path;
+    }
+    std::vector<std::string> bases;
+    auto join = [](const std::string& mount, const std::string& path) {
+        return path.empty() || path == "/" ? mount : mount + path;
+    };
+    for (const auto& m : v1_mounts) bases.push_back(join(m, v1_path));
+    for (const auto& m : v2_mounts) {
+        if (!has_token(read_small_file(m + "/cgroup.controllers"), "pids", ' ')) continue;
+        if (v2_path != "/" && !v2_path.empty()) bases.push_back(join(m, v2_path));
+        bases.push_back(m);
+    }
+    return bases;
+}
+
+std::atomic<unsigned> cgroup_counter{0};
+
+}  // namespace
+
+pids_cgroup::~pids_cgroup() {
+    if (!active()) return;
+    kill_all();
+    // Tasks leave the cgroup a moment after SIGKILL.
+    for (int i = 0; i < 500 && !remove(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+}
+
+std::string pids_cgroup::create(std::uint64_t max) {
+    const auto bases = pids_cgroup_bases();
+    if (bases.empty()) return "no pids cgroup controller is mounted (cgroup v1 pids or cgroup v2 with pids)";
+    std::string why;
+    for (const auto& base : bases) {
+        const std::string dir = base + "/genesis-launch-" + std::to_string(::getpid()) + "-" +
+                                std::to_string(cgroup_counter.fetch_add(1));
+        // cgroup v2: the controller must be enabled for the children of `base`.
+        const std::string subtree = base + "/cgroup.subtree_control";
+        if (::access(subtree.c_str(), F_OK) == 0 && !has_token(read_small_file(subtree), "pids", ' '))
+            write_text(subtree, "+pids");
+        if (::mkdir(dir.c_str(), 0755) != 0) {
+            why = "cannot create " + dir + ": " + std::strerror(errno);
+            continue;
+        }
+        if (int err = write_text(dir + "/pids.max", std::to_string(max))) {
+            why = "cannot write " + dir + "/pids.max: " + std::strerror(err);
+            ::rmdir(dir.c_str());
+            continue;
+        }
+        const int fd = ::open((dir + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC);
+        if (fd < 0) {
+            why = "cannot open " + dir + "/cgroup.procs: " + std::strerror(errno);
+            ::rmdir(dir.c_str());
+            continue;
+        }
+        dir_ = dir;
+        procs_fd_ = fd;
+        return {};
+    }
+    return "no writable pids cgroup (" + why + ")";
+}
+
+int pids_cgroup::enter() const noexcept {
+    if (procs_fd_ < 0) return 0;
+    // "0" is the writing process.
+    return ::write(procs_fd_, "0", 1) == 1 ? 0 : errno;
+}
+
+std::size_t pids_cgroup::kill_all() {
+    if (procs_fd_ >= 0) ::close(std::exchange(procs_fd_, -1));
+    if (dir_.empty()) return 0;
+    std::vector<pid_t> killed;
+    const std::string kill_file = dir_ + "/cgroup.kill";  // cgroup v2, Linux 5.14+
+    const bool has_kill_file = ::access(kill_file.c_str(), F_OK) == 0;
+    // A process may fork while it is being killed: read again until nothing is left.
+    for (int round = 0; round < 1000; ++round) {
+        std::ifstream procs(dir_ + "/cgroup.procs");
+        std::vector<pid_t> pids;
+        for (long pid; procs >> pid;) pids.push_back(static_cast<pid_t>(pid));
+        if (pids.empty()) break;
+        for (pid_t pid : pids) {
+            const int pidfd = open_pidfd(pid);
+            if (pidfd < 0) continue;
+            if (pidfd_kill(pidfd) == 0 && std::find(killed.begin(), killed.end(), pid) == killed.end())
+                killed.push_back(pid);
+            ::close(pidfd);
+        }
+        if (has_kill_file) write_text(kill_file, "1");
+        std::this_thread::yield();
+    }
+    return killed.size();
+}
+
+bool pids_cgroup::remove(std::string* error) {
+    if (dir_.empty()) return true;
+    if (::rmdir(dir_.c_str()) == 0 || errno == ENOENT) {
+        dir_.clear();
+        return true;
+    }
+    if (error) *error = "could not remove the job's cgroup " + dir_ + ": " + std::strerror(errno);
+    return false;
 }
 
 }  // namespace genesis::launch::detail

@@ -11,8 +11,10 @@
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <sys/resource.h>
 #include <sys/types.h>
@@ -61,6 +63,57 @@ network_isolation plan_network_isolation(bool network);
 
 // In the child: enters the planned namespaces and brings loopback up. 0 or an errno value.
 int enter_network_isolation(const network_isolation& plan) noexcept;
+
+// ---- bubblewrap (job_config.isolation: bwrap) ----
+
+// Finds bwrap (/usr/bin/bwrap, else on PATH) and runs `bwrap --version` once per
+// process; later calls return the first answer. Empty `error` = usable.
+struct bwrap_probe {
+    std::string path;
+    std::string version;  // "bubblewrap 0.8.0"
+    std::string error;
+};
+const bwrap_probe& probe_bwrap();
+
+// The paths one sandboxed job sees besides the read-only system.
+struct bwrap_layout {
+    std::string private_tmp;                 // bound at /tmp (writable)
+    std::string results_dir;                 // bound writable at the same path
+    std::string cwd;                         // --chdir (read-only)
+    std::vector<std::string> readable;       // bound read-only at the same path (hidden by /tmp otherwise)
+};
+
+// bwrap's options up to and including "--" (the command follows).
+std::vector<std::string> bwrap_arguments(const bwrap_layout& layout);
+
+// ---- pids cgroup (job_config.max_processes) ----
+
+// One job's cgroup in a writable pids hierarchy (v1 `pids` or v2 with `pids`).
+class pids_cgroup {
+public:
+    pids_cgroup() = default;
+    pids_cgroup(const pids_cgroup&) = delete;
+    pids_cgroup& operator=(const pids_cgroup&) = delete;
+    ~pids_cgroup();
+
+    // Creates genesis-launch-<pid>-<n> with pids.max = `max` and opens its
+    // cgroup.procs. Empty, or why not (one line).
+    std::string create(std::uint64_t max);
+    // In the child before exec: moves the calling process into the cgroup. 0 or an errno value.
+    int enter() const noexcept;
+    // SIGKILLs what is left in the cgroup (counted) and closes the cgroup.procs
+    // descriptor. The directory itself goes with remove().
+    std::size_t kill_all();
+    // rmdir; false while the kernel still counts exiting tasks (retry later).
+    bool remove(std::string* error = nullptr);
+
+    const std::string& dir() const { return dir_; }
+    bool active() const { return !dir_.empty(); }
+
+private:
+    std::string dir_;
+    int procs_fd_ = -1;
+};
 
 // What kill_marked_processes found.
 struct sweep_result {

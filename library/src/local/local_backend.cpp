@@ -73,7 +73,7 @@ struct child_environment {
     std::vector<std::string> entries;
     std::vector<const char*> pointers;
 
-    child_environment(const std::map<std::string, std::string>& extra, const fs::path& tmp,
+    child_environment(const std::map<std::string, std::string>& extra, const std::string& tmp,
                       const std::string& marker) {
         std::map<std::string, std::string> vars;
         for (char** e = environ; e && *e; ++e) {
@@ -86,7 +86,7 @@ struct child_environment {
         vars["PYTHONIOENCODING"] = "utf-8";
         for (const auto& [k, v] : extra) vars[k] = v;
         if (!tmp.empty())
-            for (const char* k : {"TMPDIR", "TMP", "TEMP"}) vars[k] = tmp.string();
+            for (const char* k : {"TMPDIR", "TMP", "TEMP"}) vars[k] = tmp;
         if (!marker.empty()) vars[std::string(job_marker_variable)] = marker;
         for (const auto& [k, v] : vars) entries.push_back(k + "=" + v);
         for (const auto& e : entries) pointers.push_back(e.c_str());
@@ -101,14 +101,17 @@ struct child_environment {
     }
 };
 
-// Process v2 initializer: the environment, a new process group, a clean signal
-// state in the child (the parent may block or ignore signals), the network
-// namespace, the parent-death signal and the resource limits. Everything the
-// child uses is prepared before fork().
+// Process v2 initializer: the environment, the pids cgroup, a new process group
+// (a new session under bwrap: no controlling terminal), a clean signal state in the
+// child (the parent may block or ignore signals), the network namespace, the
+// parent-death signal and the resource limits. Everything the child uses is
+// prepared before fork().
 struct job_process_init {
     const child_environment* env;
     const child_limits* limits;
     const network_isolation* network;
+    const pids_cgroup* cgroup;
+    bool new_session = false;
     pid_t parent = 0;  // set: SIGKILL when the starting thread exits
 
     error_code on_setup(bp::posix::default_launcher& launcher, const bp::filesystem::path&, const char* const*) {
@@ -116,7 +119,9 @@ struct job_process_init {
         return {};
     }
     error_code on_exec_setup(bp::posix::default_launcher& launcher, const bp::filesystem::path&, const char* const*) {
-        if (::setpgid(0, 0) != 0) return {errno, boost::system::system_category()};
+        // First: every process the job starts is then counted against pids.max.
+        if (int err = cgroup->enter()) return {err, boost::system::system_category()};
+        if ((new_session ? ::setsid() : ::setpgid(0, 0)) < 0) return {errno, boost::system::system_category()};
         sigset_t all;
         ::sigemptyset(&all);
         ::sigprocmask(SIG_SETMASK, &all, nullptr);
@@ -202,6 +207,7 @@ struct run_state {
 
     pid_t group = 0;
     std::string marker;  // empty: no sweep of escaped processes
+    pids_cgroup* cgroup = nullptr;  // max_processes: emptied when the evaluator exits
     bool swept = false;
     sweep_result sweep;
     bool exited = false;
@@ -263,6 +269,8 @@ private:
         st.signal_group(SIGKILL);
         st.sweep = kill_marked_processes(st.marker, st.group);
         st.swept = true;
+        // What is left in the job's cgroup dies too (also processes that dropped the marker).
+        if (st.cgroup) st.cgroup->kill_all();
         // Output pipes close when every holder is gone; a process that left the
         // group (setsid) could hold them forever, so stop reading after a while.
         st.drain.expires_after(cfg_.kill_grace);
@@ -305,14 +313,27 @@ private:
         }
 
         const local_params& lp = cfg_.local;
+        const bool sandboxed = lp.isolation == local_isolation::bwrap;
+        const bwrap_probe* bwrap = sandboxed ? &probe_bwrap() : nullptr;
+        if (bwrap && !bwrap->error.empty())
+            co_return fail_setup("job_config.isolation = bwrap: " + bwrap->error);
         child_limits limits;
         if (auto why = plan_limits(lp, limits); !why.empty()) co_return fail_setup(why);
-        const network_isolation network = plan_network_isolation(lp.network);
+        // Under bwrap the network namespace is bwrap's own.
+        const network_isolation network = plan_network_isolation(lp.network || sandboxed);
         private_tmp_dir tmp;
-        if (lp.private_tmp && !job.env.contains("TMPDIR"))
+        // Under bwrap the private folder is always made: it becomes the job's /tmp.
+        const bool job_sets_tmpdir = job.env.contains("TMPDIR");
+        if (sandboxed || (lp.private_tmp && !job_sets_tmpdir))
             if (auto why = tmp.create(job.job_id); !why.empty()) co_return fail_setup(why);
         const std::string marker = lp.kill_escaped ? make_job_marker() : std::string();
-        child_environment env(job.env, tmp.path, marker);
+        const std::string tmp_var = job_sets_tmpdir ? std::string() : sandboxed ? std::string("/tmp") : tmp.path.string();
+        child_environment env(job.env, tmp_var, marker);
+        pids_cgroup cgroup;
+        if (lp.max_processes)
+            if (auto why = cgroup.create(*lp.max_processes); !why.empty())
+                co_return fail_setup("job_config.max_processes = " + std::to_string(*lp.max_processes) +
+                                     " needs a pids cgroup: " + why);
         std::vector<std::string> args = evaluator_arguments(job.evaluator, job.program, job.results_dir, job.extra_args);
         fs::path exe;
         const std::string path_env = env.get("PATH");
@@ -324,6 +345,21 @@ private:
             exe = find_executable(cfg_.local.python, path_env);
             if (exe.empty()) co_return fail_setup("python interpreter '" + cfg_.local.python + "' not found" +
                                                   (cfg_.local.python.find('/') == std::string::npos ? " on PATH" : ""));
+        }
+        if (sandboxed) {
+            std::error_code cwd_ec;
+            bwrap_layout layout;
+            layout.private_tmp = tmp.path.string();
+            layout.results_dir = fs::absolute(job.results_dir, cwd_ec).string();
+            layout.cwd = fs::current_path(cwd_ec).string();
+            for (const fs::path& p : {fs::absolute(job.program, cwd_ec).parent_path(),
+                                      fs::absolute(job.evaluator, cwd_ec).parent_path(), exe.parent_path()})
+                layout.readable.push_back(p.string());
+            auto wrapped = bwrap_arguments(layout);
+            wrapped.push_back(exe.string());
+            wrapped.insert(wrapped.end(), args.begin(), args.end());
+            args = std::move(wrapped);
+            exe = bwrap->path;
         }
 
         output_sink out(cfg_.output_capture_bytes, job.on_stdout);
@@ -338,10 +374,11 @@ private:
         auto ex = co_await asio::this_coro::executor;
         asio::readable_pipe out_pipe(ex), err_pipe(ex);
         run_state st(ex);
+        st.cgroup = cgroup.active() ? &cgroup : nullptr;
         error_code spawn_ec;
         bp::basic_process<asio::any_io_executor> proc = bp::default_process_launcher()(
             ex, spawn_ec, exe, args, bp::process_stdio{nullptr, out_pipe, err_pipe},
-            job_process_init{&env, &limits, &network, lp.kill_on_parent_exit ? ::getpid() : 0});
+            job_process_init{&env, &limits, &network, &cgroup, sandboxed, lp.kill_on_parent_exit ? ::getpid() : 0});
         if (spawn_ec) {
             out.finish();
             err.finish();
@@ -380,6 +417,17 @@ private:
         *st.alive = false;
         st.drain.cancel();
         r.timings.run = elapsed(t_run);
+        if (st.cgroup) {
+            // The kernel lets go of killed tasks a moment after they exit.
+            std::string why;
+            asio::steady_timer pause(ex);
+            for (int i = 0; i < 200 && !cgroup.remove(&why); ++i) {
+                cgroup.kill_all();
+                pause.expires_after(milliseconds(10));
+                co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+            }
+            if (cgroup.active()) r.warnings.push_back(why);
+        }
 
         // --- results ---
         const auto t_cleanup = clock::now();
@@ -387,6 +435,19 @@ private:
         proc.detach();
         if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
         else if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+        if (sandboxed && r.exit_code) {
+            // bwrap exits with 128 + N when the evaluator died of signal N, and with 1
+            // after its own error message when it could not set the sandbox up.
+            if (*r.exit_code > 128 && *r.exit_code < 128 + 65) {
+                r.signal = *r.exit_code - 128;
+                r.exit_code.reset();
+            } else if (*r.exit_code == 1 && err.capture().text().starts_with("bwrap: ")) {
+                std::string line = err.capture().text();
+                line = line.substr(0, line.find('\n'));
+                r.timings.run = {};
+                co_return fail_setup("job_config.isolation = bwrap: the sandbox could not be set up: " + line);
+            }
+        }
 
         r.stdout_text = out.capture().text();
         r.stderr_text = err.capture().text();
@@ -423,13 +484,13 @@ private:
                 r.diagnostic = "cancelled while running; process group stopped";
                 break;
             case stop_reason::none:
-                if (r.signal && *r.signal == SIGXCPU && lp.cpu_time_limit) {
+                if (r.signal && *r.signal == SIGXCPU && lp.cpu_seconds) {
                     r.result = outcome::timeout;
-                    r.diagnostic = "CPU time limit of " + std::to_string(lp.cpu_time_limit->count()) +
+                    r.diagnostic = "CPU time limit of " + std::to_string(lp.cpu_seconds->count()) +
                                    "s exceeded (SIGXCPU)";
-                } else if (r.signal && *r.signal == SIGXFSZ && lp.file_size_limit_mb) {
+                } else if (r.signal && *r.signal == SIGXFSZ && lp.max_file_mb) {
                     r.result = outcome::candidate_failed;
-                    r.diagnostic = "file size limit of " + std::to_string(*lp.file_size_limit_mb) +
+                    r.diagnostic = "file size limit of " + std::to_string(*lp.max_file_mb) +
                                    " MiB exceeded (SIGXFSZ)";
                 } else if (r.signal) {
                     r.result = outcome::candidate_failed;
@@ -442,10 +503,10 @@ private:
                 }
                 break;
         }
-        if (lp.memory_limit_mb && r.result == outcome::candidate_failed &&
+        if (lp.memory_mb && r.result == outcome::candidate_failed &&
             r.stderr_text.find("MemoryError") != std::string::npos)
-            r.warnings.push_back("the evaluator ran out of memory (job_config.memory_limit_mb = " +
-                                 std::to_string(*lp.memory_limit_mb) + ")");
+            r.warnings.push_back("the evaluator ran out of memory (job_config.memory_mb = " +
+                                 std::to_string(*lp.memory_mb) + ")");
         // When the evaluator never got to write correct.json, say why the job ended.
         if (r.result != outcome::ok && !r.correct && !fs::exists(job.results_dir / "correct.json", fec))
             r.error = r.diagnostic;

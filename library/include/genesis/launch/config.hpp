@@ -21,6 +21,12 @@ namespace genesis::launch {
 
 enum class job_type { local, e2b };
 
+// How the local backend confines an evaluator (job_config.isolation).
+enum class local_isolation {
+    none,   // an ordinary subprocess (limits and the options below still apply)
+    bwrap,  // bubblewrap: no network, read-only system, writable results dir and private /tmp only
+};
+
 // job_config for the local backend.
 struct local_params {
     // Interpreter: a command looked up on PATH, or a path.
@@ -33,12 +39,15 @@ struct local_params {
     // Resource limits (setrlimit in the evaluator; every process it starts inherits
     // them, and each process has its own allowance). Unset = inherited from this process.
     // Address space in MiB (RLIMIT_AS): an allocation past it fails (Python: MemoryError).
-    std::optional<std::uint64_t> memory_limit_mb;
+    std::optional<std::uint64_t> memory_mb;
     // CPU seconds per process (RLIMIT_CPU): SIGXCPU at the limit, SIGKILL one second
     // later; the job then ends as `timeout`.
-    std::optional<std::chrono::seconds> cpu_time_limit;
+    std::optional<std::chrono::seconds> cpu_seconds;
     // Largest file a process may write, in MiB (RLIMIT_FSIZE; Python: OSError EFBIG).
-    std::optional<std::uint64_t> file_size_limit_mb;
+    std::optional<std::uint64_t> max_file_mb;
+    // Processes and threads of the whole job at once (pids cgroup controller, pids.max);
+    // needs a writable pids cgroup hierarchy, else the job is setup_failed.
+    std::optional<std::uint64_t> max_processes;
     // Open file descriptors per process (RLIMIT_NOFILE).
     std::optional<std::uint64_t> max_open_files;
     // Core dumps of crashing candidates (RLIMIT_CORE 0 when false).
@@ -60,6 +69,8 @@ struct local_params {
     // false: the evaluator runs in a new network namespace with only loopback
     // (unprivileged user namespaces when not root).
     bool network = true;
+    // none or bwrap (bubblewrap; see docs/configuration.md).
+    local_isolation isolation = local_isolation::none;
 };
 
 // job_config for the E2B backend (see docs/e2b.md).
@@ -87,7 +98,8 @@ struct e2b_params {
     // (off only for tests: no certificate or host-name check at all).
     std::string ca_file;
     bool tls_verify = true;
-    // A sandbox that disappears mid-job is retried once on a new sandbox.
+    // A sandbox that vanishes mid-job, or a command stream that breaks, is retried on
+    // a new sandbox: up to 3 sandboxes per job in total (1 when false).
     bool retry_vanished = true;
     // Attempts per request for transient failures (429, 5xx, connection resets),
     // including the first; then the job ends as infra_error.
