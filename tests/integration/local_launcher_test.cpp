@@ -723,8 +723,14 @@ TEST_F(LocalIsolation, TheEvaluatorIsConfined) {
     // No network: the loopback of the job is not ours.
     EXPECT_THAT(std::string(m.at("connect").as_string()), HasSubstr("ConnectionRefused"));
     const auto& writes = m.at("writes").as_object();
-    for (const char* denied : {"cwd", "etc", "candidate", "home"})
-        EXPECT_THAT(std::string(writes.at(denied).as_string()), HasSubstr("Read-only file system")) << denied;
+    for (const char* denied : {"cwd", "etc", "candidate", "home"}) {
+        // Started in /tmp itself, the job's working folder is its private /tmp.
+        if (denied == std::string("cwd") && fs::current_path() == "/tmp") continue;
+        const std::string outcome(writes.at(denied).as_string());
+        EXPECT_NE(outcome, "ok") << denied;
+        // Root could write anywhere without the read-only view.
+        if (::geteuid() == 0) EXPECT_THAT(outcome, HasSubstr("Read-only file system")) << denied;
+    }
     for (const char* allowed : {"results", "tmpdir", "tmp"})
         EXPECT_EQ(writes.at(allowed).as_string(), "ok") << allowed;
     EXPECT_EQ(m.at("tmpdir").as_string(), "/tmp");
@@ -848,6 +854,10 @@ TEST_F(LocalLauncher, MaxProcessesCapsTheWholeJobAndLeavesNothing) {
     cfg.local.max_processes = 12;
     cfg.local.kill_escaped = false;  // the cgroup alone must end the children
     auto r = run(job("fork_loop.py"));
+    if (r.result == gl::outcome::setup_failed && ::geteuid() != 0) {
+        EXPECT_THAT(r.diagnostic, HasSubstr("job_config.max_processes = 12 needs a pids cgroup: "));
+        GTEST_SKIP() << r.diagnostic;
+    }
     ASSERT_EQ(r.result, gl::outcome::ok) << r.diagnostic << r.stderr_text;
     const auto forked = r.metrics.at("forked").to_number<std::int64_t>();
     EXPECT_GT(forked, 0);
@@ -879,6 +889,7 @@ TEST_F(LocalLauncher, MaxProcessesAlsoHoldsUnderBwrap) {
     cfg.local.isolation = gl::local_isolation::bwrap;
     cfg.local.max_processes = 12;
     auto r = run(job("fork_loop.py"));
+    if (r.result == gl::outcome::setup_failed && ::geteuid() != 0) GTEST_SKIP() << r.diagnostic;
     ASSERT_EQ(r.result, gl::outcome::ok) << r.diagnostic << r.stderr_text;
     // bwrap and the namespace's init count too.
     EXPECT_LT(r.metrics.at("forked").to_number<std::int64_t>(), 10);

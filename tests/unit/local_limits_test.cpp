@@ -243,4 +243,34 @@ TEST(LocalLogLimit, TheLogFileIsCloseOnExec) {
     sink.finish();
 }
 
+TEST(LocalBwrap, CommandLineConfinesAndKeepsTheJobsPathsReadable) {
+    gd::bwrap_layout layout;
+    layout.private_tmp = "/var/tmp/genesis-job-1";
+    layout.results_dir = "/tmp/run/results/job-1";
+    layout.cwd = "/home/u/project";
+    layout.readable = {"/tmp/run/programs", "/home/u/project", "/tmp", "/", "/usr/bin"};
+    const auto a = gd::bwrap_arguments(layout);
+    auto joined = std::string();
+    for (const auto& arg : a) joined += arg + " ";
+    EXPECT_THAT(joined, ::testing::StartsWith("--unshare-all --die-with-parent --cap-drop ALL --ro-bind / / --dev /dev "
+                                              "--proc /proc --bind /var/tmp/genesis-job-1 /tmp "));
+    // Read-only paths after the private /tmp (one each; none that would cover it), then the
+    // writable results folder, the working folder, and the end of the options.
+    EXPECT_THAT(joined, HasSubstr("/tmp --ro-bind /home/u/project /home/u/project --ro-bind /tmp/run/programs "
+                                  "/tmp/run/programs --ro-bind /usr/bin /usr/bin --bind /tmp/run/results/job-1 "
+                                  "/tmp/run/results/job-1 --chdir /home/u/project -- "));
+    EXPECT_EQ(a.back(), "--");
+}
+
+TEST(LocalPidsCgroup, NoUsableFolderIsAOneLineReason) {
+    genesis_test::temp_dir dir;
+    gd::pids_cgroup cgroup;
+    // A plain folder is no cgroup: the job folder is created, has no pids.max, and goes again.
+    const auto why = cgroup.create(8, {(dir / "plain").string(), dir.path().string()});
+    EXPECT_FALSE(cgroup.active());
+    EXPECT_THAT(why, HasSubstr("no writable pids cgroup (cannot write " + dir.path().string() + "/genesis-launch-"));
+    EXPECT_EQ(why.find('\n'), std::string::npos);
+    EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+}
+
 }  // namespace

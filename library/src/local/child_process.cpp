@@ -299,11 +299,14 @@ std::vector<std::string> bwrap_arguments(const bwrap_layout& layout) {
         "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
         "--bind", layout.private_tmp, "/tmp"};
     // Paths under /tmp are hidden by the private /tmp: bring back those the job reads.
+    // /tmp itself or a folder above it would cover the private /tmp again: skipped.
     std::vector<std::string> wanted = layout.readable;
     wanted.insert(wanted.begin(), layout.cwd);
     std::vector<std::string> done;
     for (const auto& path : wanted) {
-        if (path.empty() || path == "/" || std::find(done.begin(), done.end(), path) != done.end()) continue;
+        const bool covers_tmp = path == "/tmp" || path == "/tmp/" || (path.ends_with("/") ? std::string("/tmp").starts_with(path)
+                                                                                        : std::string("/tmp").starts_with(path + "/"));
+        if (path.empty() || covers_tmp || std::find(done.begin(), done.end(), path) != done.end()) continue;
         done.push_back(path);
         a.insert(a.end(), {"--ro-bind", path, path});
     }
@@ -395,7 +398,11 @@ pids_cgroup::~pids_cgroup() {
 std::string pids_cgroup::create(std::uint64_t max) {
     const auto bases = pids_cgroup_bases();
     if (bases.empty()) return "no pids cgroup controller is mounted (cgroup v1 pids or cgroup v2 with pids)";
-    std::string why;
+    return create(max, bases);
+}
+
+std::string pids_cgroup::create(std::uint64_t max, const std::vector<std::string>& bases) {
+    std::string why = "no folder to create it in";
     for (const auto& base : bases) {
         const std::string dir = base + "/genesis-launch-" + std::to_string(::getpid()) + "-" +
                                 std::to_string(cgroup_counter.fetch_add(1));

@@ -99,6 +99,8 @@ public:
     // Creates genesis-launch-<pid>-<n> with pids.max = `max` and opens its
     // cgroup.procs. Empty, or why not (one line).
     std::string create(std::uint64_t max);
+    // The same in the given folders (tried in order) instead of the mounted hierarchies.
+    std::string create(std::uint64_t max, const std::vector<std::string>& bases);
     // In the child before exec: moves the calling process into the cgroup. 0 or an errno value.
     int enter() const noexcept;
     // SIGKILLs what is left in the cgroup (counted) and closes the cgroup.procs
