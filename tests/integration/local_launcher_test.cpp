@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <future>
 #include <mutex>
 #include <random>
 
@@ -782,6 +783,25 @@ TEST_F(LocalIsolation, ATimeoutStillStopsTheJob) {
     auto r = run(std::move(spec));
     EXPECT_EQ(r.result, gl::outcome::timeout) << r.diagnostic;
     EXPECT_LT(r.timings.run, 10s);
+}
+
+TEST_F(LocalIsolation, AStopSendsSigtermToTheEvaluatorItself) {
+    cfg.kill_grace = 20s;  // SIGKILL would come far later than the handler's exit
+    auto& l = make();
+    auto spec = job("term_trap.py");
+    std::promise<void> started;
+    auto started_f = started.get_future();
+    std::once_flag once;
+    spec.on_stdout = [&](std::string_view line) {
+        if (line == "started") std::call_once(once, [&] { started.set_value(); });
+    };
+    auto h = l.submit(std::move(spec));
+    ASSERT_EQ(started_f.wait_for(30s), std::future_status::ready);
+    h.cancel();
+    auto r = h.result.get();
+    EXPECT_EQ(r.result, gl::outcome::cancelled) << r.diagnostic;
+    EXPECT_EQ(read_file(r.results_dir / "sigterm"), "SIGTERM");
+    EXPECT_LT(r.timings.run, 15s);
 }
 
 TEST_F(LocalIsolation, ASandboxThatCannotBeSetUpIsSetupFailed) {

@@ -219,6 +219,27 @@ sweep_result kill_marked_processes(std::string_view marker, pid_t group) {
     return result;
 }
 
+std::size_t signal_group_except_leader(pid_t group, int sig) {
+    std::size_t signalled = 0;
+    if (group <= 0) return signalled;
+    DIR* proc = ::opendir("/proc");
+    if (!proc) return signalled;
+    while (const dirent* entry = ::readdir(proc)) {
+        char* end = nullptr;
+        const long value = std::strtol(entry->d_name, &end, 10);
+        if (!end || *end != '\0' || value <= 0 || value == group) continue;
+        // Opened first: the group check below then holds for the process signalled.
+        const int pidfd = open_pidfd(static_cast<pid_t>(value));
+        if (pidfd < 0) continue;
+        if (::getpgid(static_cast<pid_t>(value)) == group &&
+            ::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0) == 0)
+            ++signalled;
+        ::close(pidfd);
+    }
+    ::closedir(proc);
+    return signalled;
+}
+
 // ---- bubblewrap ------------------------------------------------------------------
 
 namespace {

@@ -117,6 +117,12 @@ private:
     int procs_fd_ = -1;
 };
 
+// Sends `sig` to every member of process group `group` except its leader (through
+// pidfds). Under bwrap the leader is bwrap itself, which would die of SIGTERM and
+// take the sandbox down before the evaluator could handle the signal. Returns the
+// number of processes signalled.
+std::size_t signal_group_except_leader(pid_t group, int sig);
+
 // What kill_marked_processes found.
 struct sweep_result {
     std::size_t escaped = 0;   // marked processes outside `group`, killed

@@ -206,6 +206,7 @@ struct run_state {
     }
 
     pid_t group = 0;
+    bool spare_leader_sigterm = false;  // bwrap: SIGTERM to the evaluator, not to bwrap
     std::string marker;  // empty: no sweep of escaped processes
     pids_cgroup* cgroup = nullptr;  // max_processes: emptied when the evaluator exits
     bool swept = false;
@@ -219,7 +220,9 @@ struct run_state {
     bool pipes_abandoned = false;
 
     void signal_group(int sig) const {
-        if (group > 0) ::kill(-group, sig);
+        if (group <= 0) return;
+        if (sig == SIGTERM && spare_leader_sigterm) signal_group_except_leader(group, sig);
+        else ::kill(-group, sig);
     }
 
     // SIGTERM to the whole group now, SIGKILL after the grace period.
@@ -391,6 +394,8 @@ private:
                                                   : ""));
         }
         st.group = proc.id();
+        // The namespace's init (bwrap, in the group too) ignores SIGTERM from outside.
+        st.spare_leader_sigterm = sandboxed;
         st.marker = marker;
         st.pipes = {&out_pipe, &err_pipe};
         log_.log(log_level::debug, "job " + job.job_id + ": started pid " + std::to_string(proc.id()) + ": " +
