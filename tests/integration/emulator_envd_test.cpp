@@ -1063,6 +1063,17 @@ TEST_F(EmulatorEnvd, NoNetworkUnlessTheSandboxHasInternet) {
     EXPECT_EQ(ok.out, "connected\n") << ok.err;
 }
 
+TEST_F(EmulatorEnvd, OnlyStandardDescriptorsReachTheCommand) {
+    // A descriptor of this process without FD_CLOEXEC must not leak into a sandbox.
+    const int leak = ::open("/dev/null", O_RDONLY);
+    ASSERT_GE(leak, 0);
+    auto sb = create();
+    // The listing's own descriptor (3) is the only one above stderr.
+    auto r = bash(sb, "exec python3 -c \"import os; print(sorted(int(f) for f in os.listdir('/proc/self/fd')))\"");
+    ::close(leak);
+    EXPECT_EQ(r.out, "[0, 1, 2, 3]\n") << r.err;
+}
+
 TEST_F(EmulatorEnvd, KillingTheSandboxKillsItsProcesses) {
     auto sb = create();
     const std::string marker = "genesis-kill-" + random_token();

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <deque>
@@ -532,7 +533,7 @@ struct sandbox_init {
         launcher.env = env->data();
         return {};
     }
-    error_code on_exec_setup(bp::posix::default_launcher&, const bp::filesystem::path&, const char* const*) {
+    error_code on_exec_setup(bp::posix::default_launcher& launcher, const bp::filesystem::path&, const char* const*) {
         // setsid: own process group (kill(-pid) reaches all of it) and no controlling terminal.
         if (::setsid() < 0) return {errno, boost::system::system_category()};
         // Should the emulator die without cleaning up, bubblewrap dies too (and
@@ -542,6 +543,19 @@ struct sandbox_init {
         ::sigemptyset(&none);
         ::sigprocmask(SIG_SETMASK, &none, nullptr);
         for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD}) ::signal(sig, SIG_DFL);
+        // Boost 1.81's close_all (Linux) only closes descriptors above the highest
+        // whitelisted one (its exec-error pipe): every descriptor below it (the
+        // emulator's sockets, other sandboxes' pipes) would reach bubblewrap and the
+        // command. stdio is in place already; close everything else but the whitelist.
+        std::sort(launcher.fd_whitelist.begin(), launcher.fd_whitelist.end());
+        unsigned int next = 0;
+        for (int fd : launcher.fd_whitelist) {
+            if (fd < 0) continue;
+            const auto keep = static_cast<unsigned int>(fd);
+            if (keep > next && ::close_range(next, keep - 1, 0) != 0) return {errno, boost::system::system_category()};
+            next = std::max(next, keep + 1);
+        }
+        if (::close_range(next, ~0U, 0) != 0) return {errno, boost::system::system_category()};
         return {};
     }
 };
