@@ -777,6 +777,26 @@ TEST_F(LocalIsolation, DeathBySignalIsReportedAsTheSignal) {
     EXPECT_THAT(r.diagnostic, HasSubstr("evaluator killed by SIG"));
 }
 
+TEST_F(LocalIsolation, ExitCodesAboveOneHundredTwentyEightStayExitCodes) {
+    auto spec = job("fail.py");
+    spec.extra_args = {{"exit_code", 130}};  // 128 + SIGINT, but the evaluator's own status
+    auto r = run(std::move(spec));
+    EXPECT_EQ(r.result, gl::outcome::candidate_failed);
+    EXPECT_EQ(r.exit_code, 130);
+    EXPECT_FALSE(r.signal);
+}
+
+TEST_F(LocalIsolation, CpuSecondsStillEndTheJobAsTimeout) {
+    cfg.local.cpu_seconds = 1s;
+    auto spec = job("hog.py");
+    spec.extra_args = {{"mode", "cpu"}};
+    spec.timeout = 120s;
+    auto r = run(std::move(spec));
+    EXPECT_EQ(r.result, gl::outcome::timeout) << r.diagnostic;
+    EXPECT_EQ(r.signal, SIGXCPU);
+    EXPECT_THAT(r.diagnostic, HasSubstr("CPU time limit of 1s exceeded"));
+}
+
 TEST_F(LocalIsolation, ATimeoutStillStopsTheJob) {
     auto spec = job("sleep.py");
     spec.timeout = 500ms;

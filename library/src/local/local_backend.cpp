@@ -442,8 +442,14 @@ private:
         else if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
         if (sandboxed && r.exit_code) {
             // bwrap exits with 128 + N when the evaluator died of signal N, and with 1
-            // after its own error message when it could not set the sandbox up.
-            if (*r.exit_code > 128 && *r.exit_code < 128 + 65) {
+            // after its own error message when it could not set the sandbox up. Only
+            // signals that end processes on their own (crashes, limits, SIGKILL) or the
+            // stop's SIGTERM are read back: an evaluator's own `exit(130)` stays an exit code.
+            const int folded = *r.exit_code - 128;
+            bool is_signal = st.reason != stop_reason::none && folded == SIGTERM;
+            for (int sig : {SIGKILL, SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL, SIGXCPU, SIGXFSZ})
+                is_signal = is_signal || folded == sig;
+            if (is_signal) {
                 r.signal = *r.exit_code - 128;
                 r.exit_code.reset();
             } else if (*r.exit_code == 1 && err.capture().text().starts_with("bwrap: ")) {

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Fixture: the evaluator reports an incorrect candidate, prints a traceback and exits 3."""
+"""Fixture: the evaluator reports an incorrect candidate, prints a traceback and exits 3
+(or --exit_code)."""
 import argparse
 import json
 import os
@@ -8,6 +9,7 @@ import sys
 parser = argparse.ArgumentParser()
 parser.add_argument("--program_path", required=True)
 parser.add_argument("--results_dir", required=True)
+parser.add_argument("--exit_code", type=int, default=3)
 args, _unknown = parser.parse_known_args()
 os.makedirs(args.results_dir, exist_ok=True)
 
@@ -21,4 +23,4 @@ sys.stderr.write(
     "RuntimeError: boom\n"
 )
 sys.stderr.flush()
-sys.exit(3)
+sys.exit(args.exit_code)
