@@ -394,7 +394,8 @@ private:
                                                   : ""));
         }
         st.group = proc.id();
-        // The namespace's init (bwrap, in the group too) ignores SIGTERM from outside.
+        // bwrap leads the group and would die of SIGTERM, taking the sandbox down before
+        // the evaluator could handle it; SIGKILL still goes to the whole group.
         st.spare_leader_sigterm = sandboxed;
         st.marker = marker;
         st.pipes = {&out_pipe, &err_pipe};
