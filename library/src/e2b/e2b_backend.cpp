@@ -431,9 +431,11 @@ private:
     // Sandboxes whose kill failed; the shutdown sweep tries again.
     std::set<std::string> unkilled_;
 
-    // Sandboxes of this launcher's jobs (created, not yet killed); slot_freed_
-    // wakes creates refused by a concurrency limit when one of them ends.
+    // Sandboxes of this launcher's jobs (created, not yet killed) and creates in
+    // flight; slot_freed_ wakes creates refused by a concurrency limit when a
+    // sandbox ends or a create returns.
     int live_ = 0;
+    int creating_ = 0;
     asio::steady_timer slot_freed_;
 };
 
@@ -741,7 +743,10 @@ asio::awaitable<step> engine::create_sandbox(std::shared_ptr<job_run> j) {
         const auto sent = clock::now();
         j->create_in_flight = tags;
         j->create_sent = sent;
+        ++creating_;
         auto created = co_await api_->create(template_id, lifetime, metadata, env);
+        --creating_;
+        slot_freed_.cancel();  // creates waiting on this one look again
         // A cancelled create may still have made a sandbox: cleanup looks for it.
         if (created || created.error->k != kind::cancelled) j->create_in_flight.reset();
         if (created) {
@@ -768,8 +773,9 @@ asio::awaitable<step> engine::create_sandbox(std::shared_ptr<job_run> j) {
             case kind::rate_limited:
                 // E2B's concurrency limit (or request rate) while this launcher
                 // holds sandboxes: one of them ending frees a slot. Waiting for
-                // that does not use up the job's budget.
-                if (live_ > 0) {
+                // that does not use up the job's budget. Creates still in flight
+                // count too (their sandboxes may hold the slots already).
+                if (live_ > 0 || creating_ > 0) {
                     last_problem = e.message;
                     job_log(log_level::debug, *j, "create refused (" + e.message + "); waiting for a sandbox to end");
                     co_await wait_for_slot(backoff.maximum);
