@@ -197,6 +197,8 @@ TEST(E2bSoak, EveryFaultAtOnceEveryJobClassifiedInTimeNothingLeaked) {
     long long slowest_ms = 0;
     std::string slowest_job;
     int unlucky = 0;  // infra_error after losing 3 sandboxes: the documented budget
+    int hit = 0;      // jobs that met at least one fault
+    std::map<int, int> lost_sandboxes;  // sandboxes lost mid-job -> jobs
     std::vector<std::string> problems;
     auto problem = [&](std::string text) {
         if (problems.size() < 10) problems.push_back(std::move(text));
@@ -224,6 +226,8 @@ TEST(E2bSoak, EveryFaultAtOnceEveryJobClassifiedInTimeNothingLeaked) {
             lost += loses_an_attempt(*f, vanished_ids) ? 1 : 0;
             seen += " " + f->label + "@" + f->endpoint;
         }
+        hit += by_job[id].empty() ? 0 : 1;
+        if (lost > 0) ++lost_sandboxes[lost];
         if (r.result == gl::outcome::ok) {
             // Right metrics: this job's own, not another's.
             const auto* pub = r.metrics.if_contains("public");
@@ -258,6 +262,10 @@ TEST(E2bSoak, EveryFaultAtOnceEveryJobClassifiedInTimeNothingLeaked) {
                 static_cast<long long>(faults_total),
                 static_cast<long long>(stats.at("requests").at("total").to_number<std::int64_t>()),
                 faults_text.c_str(), static_cast<long long>(vanished));
+    std::string lost_text;
+    for (const auto& [n, count] : lost_sandboxes) lost_text += " " + std::to_string(n) + "x:" + std::to_string(count);
+    std::printf("[ soak     ] jobs that met a fault: %d; jobs that lost sandboxes mid-job (times:jobs):%s\n", hit,
+                lost_text.empty() ? " none" : lost_text.c_str());
     std::printf("[ soak     ] outcomes:%s (infra_error after 3 lost sandboxes: %d)\n", outcomes_text.c_str(), unlucky);
     std::printf("[ soak     ] leaks: %lld (created %lld = killed %lld + expired %lld + vanished %lld; live after "
                 "shutdown %lld)\n",
@@ -267,7 +275,9 @@ TEST(E2bSoak, EveryFaultAtOnceEveryJobClassifiedInTimeNothingLeaked) {
                 "slowest job %s took %.1f s)\n",
                 std::max(0LL, worst_overrun_ms), static_cast<long long>(job_timeout.count()), slowest_job.c_str(),
                 static_cast<double>(slowest_ms) / 1000.0);
-    std::printf("[ soak     ] wall %.1f s; CPU: launcher thread %.1f s, test process %.1f s, sandboxes %.1f s\n", wall,
+    std::printf("[ soak     ] wall %.1f s; CPU: launcher thread %.1f s, test process %.1f s (launcher + emulator), "
+                "reaped child processes %.1f s\n",
+                wall,
                 cpu, self_cpu, children_cpu);
 
     EXPECT_TRUE(problems.empty()) << problems.size() << " problem(s), first: " << problems.front();

@@ -777,9 +777,14 @@ endpoint_latency_ms: {create: 10}
 faults:
   - {endpoint: create, kind: status, status: 429, retry_after: 2, skip: 1, count: 2}
   - {endpoint: process.start, kind: cut_stream, after_events: 3}
+  - {endpoint: "*", kind: reset, count: -1, probability: 0.02}
 max_concurrent_sandboxes: 3
 create_rate_per_second: 2.5
 max_timeout_seconds: 3600
+seed: 99
+fake_entries:
+  - {path: /home/user/results/../x, content: boo}
+  - {path: /etc, type: directory}
 )");
     emu::emulator_options o;
     ASSERT_EQ(emu::load_options_file(dir / "emulator.yaml", o), "");
@@ -791,10 +796,18 @@ max_timeout_seconds: 3600
     EXPECT_TRUE(o.templates["py"].internet);
     EXPECT_EQ(o.latency, 5ms);
     EXPECT_EQ(o.endpoint_latency.at("create"), 10ms);
-    ASSERT_EQ(o.faults.size(), 2u);
+    ASSERT_EQ(o.faults.size(), 3u);
     EXPECT_EQ(o.faults[0].retry_after, 2);
     EXPECT_EQ(o.faults[0].skip, 1);
+    EXPECT_EQ(o.faults[0].probability, 1.0);
     EXPECT_EQ(o.faults[1].after_events, 3);
+    EXPECT_DOUBLE_EQ(o.faults[2].probability, 0.02);
+    EXPECT_EQ(o.seed, 99u);
+    ASSERT_EQ(o.fake_entries.size(), 2u);
+    EXPECT_EQ(o.fake_entries[0].path, "/home/user/results/../x");
+    EXPECT_EQ(o.fake_entries[0].type, "file");
+    EXPECT_EQ(o.fake_entries[0].content, "boo");
+    EXPECT_EQ(o.fake_entries[1].type, "directory");
     EXPECT_EQ(o.max_concurrent_sandboxes, 3);
     EXPECT_DOUBLE_EQ(o.create_rate_per_second, 2.5);
     EXPECT_EQ(o.max_timeout_seconds, 3600);
@@ -812,6 +825,11 @@ TEST(EmulatorOptions, ErrorsNameTheKey) {
     EXPECT_NE(error_for("faults: [{endpoint: create, kind: explode}]\n").find("'faults[0]'"), std::string::npos);
     EXPECT_NE(error_for("faults: [{kind: reset}]\n").find("'faults[0].endpoint'"), std::string::npos);
     EXPECT_NE(error_for("latency: 5\n").find("'latency'"), std::string::npos);
+    EXPECT_NE(error_for("faults: [{endpoint: get, probability: 0}]\n").find("'probability' must be in (0, 1]"),
+              std::string::npos);
+    EXPECT_NE(error_for("fake_entries: [{path: /x, type: fifo}]\n").find("'fake_entries[0].type'"),
+              std::string::npos);
+    EXPECT_NE(error_for("fake_entries: [{type: file}]\n").find("'fake_entries[0].path'"), std::string::npos);
     EXPECT_NE(error_for("envd_version: latest\n").find("'envd_version'"), std::string::npos);
     EXPECT_NE(error_for("port: [\n").find("bad.yaml"), std::string::npos);
     emu::emulator_options o;
