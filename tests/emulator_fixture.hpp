@@ -12,6 +12,11 @@
 #include "sandbox_runtime.hpp"
 #include "test_support.hpp"
 
+#if __has_include(<genesis/launch/job_launcher.hpp>)
+#include <genesis/launch/job_launcher.hpp>
+#endif
+
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/json/object.hpp>
@@ -26,6 +31,7 @@
 #include <future>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -265,5 +271,108 @@ private:
     int status_ = -1;
     boost::json::object ready_;
 };
+
+#if __has_include(<genesis/launch/job_launcher.hpp>)
+// An emulator (HTTPS with a throwaway CA when openssl is there) plus launchers
+// on one io_context thread of their own: what the E2B launcher tests share.
+class e2b_harness {
+public:
+    explicit e2b_harness(emu::emulator_options options = {}) : options_(std::move(options)) {}
+    ~e2b_harness() { stop(); }
+    e2b_harness(const e2b_harness&) = delete;
+    e2b_harness& operator=(const e2b_harness&) = delete;
+
+    // False + why when it cannot run here (no bubblewrap) or did not start.
+    bool start(std::string& error) {
+        if (!bubblewrap_works()) {
+            error = "bubblewrap cannot run sandboxes here";
+            return false;
+        }
+        if (openssl_available() && make_test_pki(pki_.path())) {
+            options_.tls_cert = pki_.path() / "server.crt";
+            options_.tls_key = pki_.path() / "server.key";
+            tls_ = true;
+        }
+        emulator_ = std::make_unique<emulator_thread>(options_);
+        if (!emulator_->start(error)) return false;
+        io_thread_ = std::thread([this] { io_.run(); });
+        return true;
+    }
+
+    // Shuts every launcher down (their drain sweeps included), then the emulator.
+    void stop() {
+        shutdown_launchers();
+        work_.reset();
+        if (io_thread_.joinable()) io_thread_.join();
+        emulator_.reset();
+    }
+    void shutdown_launchers() {
+        for (auto& l : launchers_)
+            if (l) {
+                try {
+                    l->shutdown();
+                } catch (...) {
+                }
+            }
+        launchers_.clear();
+    }
+
+    emulator_thread& emulator() { return *emulator_; }
+    boost::asio::io_context& io() { return io_; }
+    const std::filesystem::path& dir() const { return tmp_.path(); }
+
+    genesis::launch::launcher_config config() const {
+        genesis::launch::launcher_config cfg;
+        cfg.type = genesis::launch::job_type::e2b;
+        cfg.max_parallel_jobs = 4;
+        cfg.eval_program_path = evaluator("ok.py");
+        cfg.results_dir = tmp_.path() / "results";
+        cfg.e2b.api_url = emulator_->url();
+        cfg.e2b.sandbox_url = emulator_->url();
+        cfg.e2b.api_key = emulator_->api_key();
+        if (tls_) cfg.e2b.ca_file = (pki_.path() / "ca.crt").string();
+        cfg.e2b.create_rate = 1000;
+        cfg.e2b.timeout = std::chrono::seconds(60);
+        return cfg;
+    }
+
+    // A launcher on the harness's thread; its log lines go to log().
+    genesis::launch::JobLauncher& make(const genesis::launch::launcher_config& cfg,
+                                       genesis::launch::log_level level = genesis::launch::log_level::info) {
+        launchers_.push_back(genesis::launch::make_launcher(cfg, io_.get_executor()));
+        auto& l = *launchers_.back();
+        l.set_logger(genesis::launch::logger{level, [this](genesis::launch::log_level, std::string_view m) {
+                                                 std::lock_guard lock(log_mutex_);
+                                                 log_ += std::string(m) + "\n";
+                                             }});
+        return l;
+    }
+    std::string log() {
+        std::lock_guard lock(log_mutex_);
+        return log_;
+    }
+
+    genesis::launch::job_spec spec(const std::string& id, const std::filesystem::path& prog = program("good.py")) const {
+        genesis::launch::job_spec s;
+        s.job_id = id;
+        s.program_path = prog;
+        s.results_dir = tmp_.path() / "jobs" / id;
+        return s;
+    }
+
+private:
+    emu::emulator_options options_;
+    temp_dir pki_;
+    temp_dir tmp_;
+    bool tls_ = false;
+    std::unique_ptr<emulator_thread> emulator_;
+    boost::asio::io_context io_;  // the launchers': one thread
+    boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{io_.get_executor()};
+    std::thread io_thread_;
+    std::vector<std::unique_ptr<genesis::launch::JobLauncher>> launchers_;
+    std::mutex log_mutex_;
+    std::string log_;
+};
+#endif
 
 }  // namespace genesis_test

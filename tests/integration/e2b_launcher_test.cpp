@@ -770,22 +770,58 @@ TEST_F(E2bLauncher, ConnectionResets) {
         EXPECT_EQ(r.result, gl::outcome::ok) << r.diagnostic;
     }
     {
-        SCOPED_TRACE("start: the command may have started; not retried");
+        SCOPED_TRACE("start: the command may have started; the job runs again on a new sandbox");
+        const auto created = emulator_->stat("created");
         auto r = run_under({fault("process.start", "reset")}, config());
-        EXPECT_EQ(r.result, gl::outcome::infra_error) << r.diagnostic;
-        EXPECT_THAT(r.diagnostic, HasSubstr("evaluator run: "));
+        EXPECT_EQ(r.result, gl::outcome::ok) << r.diagnostic;
+        EXPECT_TRUE(r.correct);
+        EXPECT_TRUE(has_warning(r, "broke during the evaluation")) << (r.warnings.empty() ? "" : r.warnings[0]);
+        EXPECT_EQ(emulator_->stat("created") - created, 2);
         expect_no_secrets(r);
     }
 }
 
-TEST_F(E2bLauncher, CutStartStreamIsAnInfraErrorAndTheSandboxIsKilled) {
+TEST_F(E2bLauncher, CutStartStreamRunsTheJobAgainOnANewSandboxAndKillsTheFirst) {
     auto rule = fault("process.start", "cut_stream");
     rule.after_events = 1;
     auto r = run_under({rule}, config());
-    EXPECT_EQ(r.result, gl::outcome::infra_error) << r.diagnostic;
-    EXPECT_THAT(r.diagnostic, HasSubstr("evaluator run: "));
-    EXPECT_EQ(emulator_->stat("killed"), 1);
+    EXPECT_EQ(r.result, gl::outcome::ok) << r.diagnostic;
+    EXPECT_TRUE(r.correct);
+    ASSERT_EQ(r.warnings.size(), 1u);
+    EXPECT_THAT(r.warnings[0], HasSubstr("the connection to sandbox "));
+    EXPECT_THAT(r.warnings[0], HasSubstr("broke during the evaluation (evaluator run: "));
+    EXPECT_THAT(r.warnings[0], HasSubstr("retried on a new sandbox"));
+    EXPECT_THAT(read_file(tmp_ / "jobs" / "faulty" / "job_log.out"), HasSubstr("retried on a new sandbox"));
+    EXPECT_EQ(emulator_->stat("created"), 2);
+    EXPECT_EQ(emulator_->stat("killed"), 2);  // the first sandbox was still alive: killed too
     expect_no_secrets(r);
+}
+
+TEST_F(E2bLauncher, CutStreamsOnEveryAttemptEndAsAnInfraErrorNeverAsTheCandidates) {
+    auto rule = fault("process.start", "cut_stream", 500, -1);
+    rule.after_events = 1;
+    auto r = run_under({rule}, config());
+    EXPECT_EQ(r.result, gl::outcome::infra_error) << r.diagnostic;
+    EXPECT_THAT(r.diagnostic, HasSubstr("no more retries: 3 sandboxes were lost mid-job"));
+    EXPECT_EQ(emulator_->stat("created"), 3);
+    EXPECT_EQ(emulator_->stat("killed"), 3);
+}
+
+TEST_F(E2bLauncher, AVanishedSandboxAndACutStreamInOneJobStillEndOk) {
+    auto cfg = config();
+    cfg.eval_program_path = tmp_ / "slow_ok.py";
+    auto vanish = fault("create", "vanish");
+    vanish.after_ms = 700;
+    auto cut = fault("process.start", "cut_stream");
+    cut.skip = 1;  // the second attempt's command stream is cut
+    cut.after_events = 1;
+    auto r = run_under({vanish, cut}, cfg);
+    EXPECT_EQ(r.result, gl::outcome::ok) << r.diagnostic;
+    EXPECT_TRUE(r.correct);
+    EXPECT_TRUE(has_warning(r, "vanished during the evaluation"));
+    EXPECT_TRUE(has_warning(r, "broke during the evaluation"));
+    EXPECT_EQ(emulator_->stat("created"), 3);
+    EXPECT_EQ(emulator_->stat("vanished"), 1);
 }
 
 TEST_F(E2bLauncher, LostCreateResponseIsFoundByItsTagsAndKilled) {
@@ -810,22 +846,22 @@ TEST_F(E2bLauncher, VanishedSandboxIsRetriedOnceOnANewSandbox) {
     EXPECT_THAT(read_file(tmp_ / "jobs" / "faulty" / "job_log.out"), HasSubstr("retried on a new sandbox"));
 }
 
-TEST_F(E2bLauncher, VanishedSandboxWithoutRetryOrTwiceIsAnInfraError) {
+TEST_F(E2bLauncher, VanishedSandboxWithoutRetryOrThreeTimesIsAnInfraError) {
     auto cfg = config();
     cfg.eval_program_path = tmp_ / "slow_ok.py";
-    auto rule = fault("create", "vanish", 500, 2);
+    auto rule = fault("create", "vanish", 500, 3);
     rule.after_ms = 700;
-    auto twice = run_under({rule}, cfg);
-    EXPECT_EQ(twice.result, gl::outcome::infra_error) << twice.diagnostic;
-    EXPECT_THAT(twice.diagnostic, HasSubstr("already been retried once"));
-    EXPECT_EQ(emulator_->stat("created"), 2);
+    auto thrice = run_under({rule}, cfg);
+    EXPECT_EQ(thrice.result, gl::outcome::infra_error) << thrice.diagnostic;
+    EXPECT_THAT(thrice.diagnostic, HasSubstr("no more retries: 3 sandboxes were lost mid-job"));
+    EXPECT_EQ(emulator_->stat("created"), 3);
 
     cfg.e2b.retry_vanished = false;
     rule.count = 1;
     auto off = run_under({rule}, cfg);
     EXPECT_EQ(off.result, gl::outcome::infra_error) << off.diagnostic;
     EXPECT_THAT(off.diagnostic, HasSubstr("not retried (job_config.retry_vanished is false)"));
-    EXPECT_EQ(emulator_->stat("created"), 3);
+    EXPECT_EQ(emulator_->stat("created"), 4);
 }
 
 // ---- load ----------------------------------------------------------------------------------------

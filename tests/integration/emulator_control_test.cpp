@@ -19,6 +19,7 @@
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <functional>
@@ -480,6 +481,66 @@ TEST_F(EmulatorControl, StatusFaultsWithBudgets) {
     EXPECT_EQ(stat("faults_injected"), 4);
 }
 
+TEST_F(EmulatorControl, ProbabilisticFaultsFireAtTheirRatesReproduciblyAndAreLogged) {
+    start();
+    // 30% 503 and 20% 500 on list: one draw per request, each rule its own slice.
+    const std::string rules = R"({"seed":7,"faults":[
+        {"endpoint":"list","status":503,"count":-1,"probability":0.3},
+        {"endpoint":"list","status":500,"count":-1,"probability":0.2}]})";
+    auto run = [&] {
+        configure(rules);
+        std::string pattern;
+        for (int i = 0; i < 400; ++i) {
+            const int status = call(http::verb::get, "/v2/sandboxes").status();
+            pattern += status == 503 ? 'a' : status == 500 ? 'b' : status == 200 ? '.' : '?';
+        }
+        return pattern;
+    };
+    const std::string first = run();
+    const auto count = [&](char c) { return std::count(first.begin(), first.end(), c); };
+    EXPECT_EQ(count('?'), 0);
+    EXPECT_GT(count('a'), 80);   // 30% of 400 = 120
+    EXPECT_LT(count('a'), 160);
+    EXPECT_GT(count('b'), 50);   // 20% of 400 = 80
+    EXPECT_LT(count('b'), 110);
+    EXPECT_EQ(run(), first);  // the same seed, the same faults (budgets and RNG restart with the rules)
+
+    auto s = stats();
+    EXPECT_EQ(s.at("faults_by_kind").at("status_503").to_number<std::int64_t>(), 2 * count('a'));
+    EXPECT_EQ(s.at("faults_by_kind").at("status_500").to_number<std::int64_t>(), 2 * count('b'));
+    EXPECT_EQ(s.at("faults_injected").to_number<std::int64_t>(), 2 * (count('a') + count('b')));
+
+    // Another seed, other draws.
+    configure(R"({"seed":8})");
+    std::string other;
+    for (int i = 0; i < 400; ++i) other += call(http::verb::get, "/v2/sandboxes").status() == 503 ? 'a' : '.';
+    std::string first_a = first;
+    std::replace(first_a.begin(), first_a.end(), 'b', '.');
+    EXPECT_NE(other, first_a);
+
+    // The log names each fault's endpoint, and the job of the sandbox it concerned.
+    configure(R"({"faults":[{"endpoint":"get","kind":"status","status":502,"probability":1}]})");
+    auto id = create(R"({"templateID":"base","metadata":{"genesis_job":"job-7"}})");
+    ASSERT_FALSE(id.empty());
+    EXPECT_EQ(call(http::verb::get, "/sandboxes/" + id).status(), 502);
+    auto log = call(http::verb::get, "/_emulator/faults", {}, headers{});
+    ASSERT_EQ(log.status(), 200);
+    const auto entries = log.body_json();
+    ASSERT_FALSE(entries.as_array().empty());
+    const auto& last = entries.as_array().back().as_object();
+    EXPECT_EQ(str(last.at("kind")), "status_502");
+    EXPECT_EQ(str(last.at("endpoint")), "get");
+    EXPECT_EQ(str(last.at("sandbox_id")), id);
+    EXPECT_EQ(str(last.at("job")), "job-7");
+
+    expect_error_body(call(http::verb::post, "/_emulator/config",
+                           R"({"faults":[{"endpoint":"get","probability":0}]})"),
+                      400, "probability");
+    expect_error_body(call(http::verb::post, "/_emulator/config",
+                           R"({"faults":[{"endpoint":"get","probability":1.5}]})"),
+                      400, "probability");
+}
+
 TEST_F(EmulatorControl, ResetFaultCutsTheConnection) {
     start();
     configure(R"({"faults":[{"endpoint":"list","kind":"reset"}]})");
@@ -716,9 +777,14 @@ endpoint_latency_ms: {create: 10}
 faults:
   - {endpoint: create, kind: status, status: 429, retry_after: 2, skip: 1, count: 2}
   - {endpoint: process.start, kind: cut_stream, after_events: 3}
+  - {endpoint: "*", kind: reset, count: -1, probability: 0.02}
 max_concurrent_sandboxes: 3
 create_rate_per_second: 2.5
 max_timeout_seconds: 3600
+seed: 99
+fake_entries:
+  - {path: /home/user/results/../x, content: boo}
+  - {path: /etc, type: directory}
 )");
     emu::emulator_options o;
     ASSERT_EQ(emu::load_options_file(dir / "emulator.yaml", o), "");
@@ -730,10 +796,18 @@ max_timeout_seconds: 3600
     EXPECT_TRUE(o.templates["py"].internet);
     EXPECT_EQ(o.latency, 5ms);
     EXPECT_EQ(o.endpoint_latency.at("create"), 10ms);
-    ASSERT_EQ(o.faults.size(), 2u);
+    ASSERT_EQ(o.faults.size(), 3u);
     EXPECT_EQ(o.faults[0].retry_after, 2);
     EXPECT_EQ(o.faults[0].skip, 1);
+    EXPECT_EQ(o.faults[0].probability, 1.0);
     EXPECT_EQ(o.faults[1].after_events, 3);
+    EXPECT_DOUBLE_EQ(o.faults[2].probability, 0.02);
+    EXPECT_EQ(o.seed, 99u);
+    ASSERT_EQ(o.fake_entries.size(), 2u);
+    EXPECT_EQ(o.fake_entries[0].path, "/home/user/results/../x");
+    EXPECT_EQ(o.fake_entries[0].type, "file");
+    EXPECT_EQ(o.fake_entries[0].content, "boo");
+    EXPECT_EQ(o.fake_entries[1].type, "directory");
     EXPECT_EQ(o.max_concurrent_sandboxes, 3);
     EXPECT_DOUBLE_EQ(o.create_rate_per_second, 2.5);
     EXPECT_EQ(o.max_timeout_seconds, 3600);
@@ -751,6 +825,11 @@ TEST(EmulatorOptions, ErrorsNameTheKey) {
     EXPECT_NE(error_for("faults: [{endpoint: create, kind: explode}]\n").find("'faults[0]'"), std::string::npos);
     EXPECT_NE(error_for("faults: [{kind: reset}]\n").find("'faults[0].endpoint'"), std::string::npos);
     EXPECT_NE(error_for("latency: 5\n").find("'latency'"), std::string::npos);
+    EXPECT_NE(error_for("faults: [{endpoint: get, probability: 0}]\n").find("'probability' must be in (0, 1]"),
+              std::string::npos);
+    EXPECT_NE(error_for("fake_entries: [{path: /x, type: fifo}]\n").find("'fake_entries[0].type'"),
+              std::string::npos);
+    EXPECT_NE(error_for("fake_entries: [{type: file}]\n").find("'fake_entries[0].path'"), std::string::npos);
     EXPECT_NE(error_for("envd_version: latest\n").find("'envd_version'"), std::string::npos);
     EXPECT_NE(error_for("port: [\n").find("bad.yaml"), std::string::npos);
     emu::emulator_options o;

@@ -3,6 +3,7 @@
 // HTTP error classification and message quoting.
 #include "e2b/connect_codec.hpp"
 #include "e2b/e2b_api.hpp"
+#include "e2b/e2b_backend.hpp"
 #include "e2b/http_client.hpp"
 #include "test_support.hpp"
 
@@ -10,6 +11,7 @@
 #include <boost/json/parse.hpp>
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -406,6 +408,52 @@ TEST(ErrorClassification, Transience) {
         e.k = k;
         EXPECT_FALSE(e.transient()) << e2b::to_string(k);
     }
+}
+
+// ---- result names from the sandbox (e2b_backend.hpp) ------------------------------------------
+
+TEST(E2bResultPath, SafeNamesInsideTheFolderAreKept) {
+    namespace support = genesis::launch::detail::e2b_support;
+    const std::string folder = "/home/user/results";
+    EXPECT_EQ(support::relative_result_path(folder, folder + "/metrics.json"), std::filesystem::path("metrics.json"));
+    EXPECT_EQ(support::relative_result_path(folder + "/", folder + "/a/b c.txt"), std::filesystem::path("a/b c.txt"));
+    EXPECT_EQ(support::relative_result_path(folder, folder + "/" + std::string(255, 'n')),
+              std::filesystem::path(std::string(255, 'n')));
+    EXPECT_EQ(support::relative_result_path(folder, folder + "/caf\xC3\xA9.txt"), std::filesystem::path("caf\xC3\xA9.txt"));
+}
+
+TEST(E2bResultPath, HostileNamesAreRefused) {
+    namespace support = genesis::launch::detail::e2b_support;
+    const std::string folder = "/home/user/results";
+    std::string deep;
+    for (int i = 0; i < 520; ++i) deep += "d/";
+    const std::vector<std::string> refused = {
+        folder,
+        folder + "/",
+        "/home/user/resultsX/a",
+        "/etc/passwd",
+        folder + "/../x",
+        folder + "/a/../../x",
+        folder + "/./x",
+        folder + "//x",
+        folder + "/a/",
+        folder + "/" + std::string(256, 'n'),
+        folder + "/" + deep + "x",
+        folder + "/new\nline",
+        folder + "/tab\there",
+        folder + "/esc\x1b[0m",
+        folder + "/del\x7f",
+        folder + "/nul" + std::string(1, '\0') + "byte",
+    };
+    for (const auto& name : refused)
+        EXPECT_FALSE(support::relative_result_path(folder, name)) << support::printable_name(name);
+}
+
+TEST(E2bResultPath, PrintableNamesAreOneHarmlessLine) {
+    namespace support = genesis::launch::detail::e2b_support;
+    EXPECT_EQ(support::printable_name("plain/name.txt"), "plain/name.txt");
+    EXPECT_EQ(support::printable_name(std::string("a\nb\x1b") + '\0' + "\\\x7f"), "a\\x0ab\\x1b\\x00\\x5c\\x7f");
+    EXPECT_EQ(support::printable_name(std::string(300, 'x')), std::string(200, 'x') + "... (300 bytes)");
 }
 
 }  // namespace

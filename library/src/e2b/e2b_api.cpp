@@ -301,6 +301,7 @@ api_result<std::vector<dir_entry>> parse_entries(std::string_view body, std::str
         dir_entry d;
         d.name = string_field(*e, "name");
         d.path = string_field(*e, "path");
+        d.symlink_target = string_field(*e, "symlinkTarget");
         if (const auto* t = e->if_contains("type")) d.type = parse_file_type(*t);
         if (const auto* s = e->if_contains("size")) d.size = integer_of(*s).value_or(0);
         entries.push_back(std::move(d));

@@ -132,8 +132,9 @@ enum class file_type { unknown, file, directory, symlink };
 struct dir_entry {
     std::string name;
     std::string path;
-    file_type type = file_type::unknown;
+    file_type type = file_type::unknown;  // a symlink reports its target's type (envd)
     std::int64_t size = 0;
+    std::string symlink_target;  // set when the entry is a symlink whose target resolves
 };
 
 struct run_result {

@@ -3,7 +3,8 @@
 //   prepare (local files, no sandbox yet)
 //   attempt:  [ create -> upload -> install -> run -> download ]  (cancellable child coroutine)
 //             cleanup: kill the sandbox                             (always, never cancelled)
-//   a sandbox that vanished mid-job: one more attempt on a new sandbox (retry_vanished)
+//   a sandbox lost mid-job (it vanished, or the evaluator's command stream broke):
+//   another attempt on a new sandbox, up to max_sandbox_attempts (retry_vanished)
 //   finalize (read_results)
 //
 // Destructors cannot co_await, so the "scope guard" is structural: the phases
@@ -24,6 +25,7 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -31,13 +33,18 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <random>
 #include <set>
 #include <sstream>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 namespace genesis::launch::detail {
 
@@ -80,17 +87,38 @@ std::optional<fs::path> relative_result_path(std::string_view folder, std::strin
         sandbox_path[folder.size()] != '/')
         return std::nullopt;
     std::string_view rest = sandbox_path.substr(folder.size() + 1);
-    if (rest.empty() || rest.front() == '/' || rest.find('\0') != std::string_view::npos) return std::nullopt;
+    if (rest.empty() || rest.front() == '/' || rest.size() > max_result_path_bytes) return std::nullopt;
+    // No control characters (NUL, newlines, escapes): such names are refused, not mangled.
+    if (std::any_of(rest.begin(), rest.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }))
+        return std::nullopt;
     fs::path out;
     while (!rest.empty()) {
         const auto slash = rest.find('/');
         const std::string_view part = rest.substr(0, slash);
-        if (part.empty() || part == "." || part == "..") return std::nullopt;
+        if (part.empty() || part == "." || part == ".." || part.size() > max_result_name_bytes) return std::nullopt;
         out /= std::string(part);
         if (slash == std::string_view::npos) break;
         rest.remove_prefix(slash + 1);
         if (rest.empty()) return std::nullopt;  // trailing slash
     }
+    return out;
+}
+
+std::string printable_name(std::string_view name) {
+    constexpr std::size_t shown = 200;
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    for (std::size_t i = 0; i < name.size() && i < shown; ++i) {
+        const auto c = static_cast<unsigned char>(name[i]);
+        if (c < 0x20 || c == 0x7f || c == '\\') {
+            out += "\\x";
+            out += hex[c >> 4];
+            out += hex[c & 0xf];
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    if (name.size() > shown) out += "... (" + std::to_string(name.size()) + " bytes)";
     return out;
 }
 
@@ -107,6 +135,9 @@ constexpr std::string_view evaluator_target = "/home/user/evaluate.py";
 // the API client's local deadline normally end the command first).
 constexpr auto watchdog_margin = 15s;
 constexpr std::uint32_t listing_depth = 64;
+// Sandboxes one job may use when they are lost mid-job (vanished, or the
+// evaluator's connection broke); retry_vanished: false means 1.
+constexpr int max_sandbox_attempts = 3;
 constexpr std::size_t pip_capture_bytes = 8 * 1024;
 
 milliseconds since(clock::time_point t) { return std::chrono::duration_cast<milliseconds>(clock::now() - t); }
@@ -286,6 +317,7 @@ struct job_run {
     clock::time_point sandbox_since{};
     int attempts = 0;
     std::string gone_message;  // why the sandbox was considered gone
+    bool connection_broke = false;  // gone because the command's connection broke (the sandbox may live)
     // Tags of a create request in flight (set while it is awaited): when the job
     // is stopped meanwhile, cleanup looks for the sandbox it may have made.
     std::optional<std::map<std::string, std::string>> create_in_flight;
@@ -314,11 +346,13 @@ public:
           log_(&log),
           api_(std::make_unique<e2b::api>(asio::any_io_executor(strand), make_api_settings(cfg))),
           run_tag_(cfg.e2b.run_tag.empty() ? "genesis-" + random_hex(16) : cfg.e2b.run_tag),
-          gate_(strand) {
+          gate_(strand),
+          slot_freed_(strand) {
         const double rate = cfg.e2b.create_rate > 0 && std::isfinite(cfg.e2b.create_rate) ? cfg.e2b.create_rate : 1.0;
         create_interval_ = std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(1.0 / rate));
         next_create_ = clock::now();
         gate_.expires_at(clock::time_point::max());
+        slot_freed_.expires_at(clock::time_point::max());
     }
 
     void forget_logger() { log_ = nullptr; }
@@ -370,6 +404,8 @@ private:
     asio::awaitable<void> startup_sweep();
     asio::awaitable<void> pace();
     asio::awaitable<void> wait_ready();
+    // Until one of this launcher's sandboxes ends, or `at_most`.
+    asio::awaitable<void> wait_for_slot(milliseconds at_most);
     asio::awaitable<void> sleep_for(milliseconds d);
 
     step fail(job_run& j, outcome o, std::string why) const;
@@ -394,6 +430,13 @@ private:
 
     // Sandboxes whose kill failed; the shutdown sweep tries again.
     std::set<std::string> unkilled_;
+
+    // Sandboxes of this launcher's jobs (created, not yet killed) and creates in
+    // flight; slot_freed_ wakes creates refused by a concurrency limit when a
+    // sandbox ends or a create returns.
+    int live_ = 0;
+    int creating_ = 0;
+    asio::steady_timer slot_freed_;
 };
 
 // ---- small coroutines --------------------------------------------------------------------
@@ -415,6 +458,14 @@ asio::awaitable<void> engine::pace() {
         t.expires_at(slot);
         co_await t.async_wait(asio::use_awaitable);
     }
+}
+
+asio::awaitable<void> engine::wait_for_slot(milliseconds at_most) {
+    using namespace asio::experimental::awaitable_operators;
+    asio::steady_timer limit(strand_);
+    limit.expires_after(at_most);
+    co_await (slot_freed_.async_wait(asio::as_tuple(asio::use_awaitable)) ||
+              limit.async_wait(asio::as_tuple(asio::use_awaitable)));
 }
 
 asio::awaitable<void> engine::wait_ready() {
@@ -445,6 +496,16 @@ step engine::envd_failure(job_run& j, const e2b::api_error& e, const std::string
     switch (e.k) {
         case kind::sandbox_gone:
             j.gone_message = what + ": " + e.message;
+            j.connection_broke = false;
+            return step::gone;
+        case kind::transport:
+        case kind::protocol:
+            // The command's stream broke (reset, cut, no end event) while the
+            // sandbox lives: the network's fault, not the candidate's. The
+            // command is not reattached; the attempt is lost like a vanished sandbox.
+            if (j.current != phase::run && j.current != phase::install) break;
+            j.gone_message = what + ": " + e.message;
+            j.connection_broke = true;
             return step::gone;
         case kind::unauthorized:
             return fail(j, outcome::infra_error, what + ": the sandbox refused its access token: " + e.message);
@@ -607,10 +668,14 @@ asio::awaitable<attempt_end> engine::attempt(std::shared_ptr<job_run> j) {
     }
     if (result != step::gone) co_return attempt_end::done;
 
-    if (cfg_.e2b.retry_vanished && j->attempts == 1) {
-        const std::string message = "sandbox " + j->r.sandbox_id + " vanished during " +
-                                    std::string(phase_name(j->current)) + " (" + j->gone_message +
-                                    "); retried on a new sandbox";
+    const std::string what = j->connection_broke
+                                 ? "the connection to sandbox " + j->r.sandbox_id + " broke during " +
+                                       std::string(phase_name(j->current))
+                                 : "sandbox " + j->r.sandbox_id + " vanished during " +
+                                       std::string(phase_name(j->current));
+    const int budget = cfg_.e2b.retry_vanished ? max_sandbox_attempts : 1;
+    if (j->attempts < budget) {
+        const std::string message = what + " (" + j->gone_message + "); retried on a new sandbox";
         job_log(log_level::warning, *j, message);
         j->r.warnings.push_back(message);
         j->log_both("[genesis-launch] " + message + "\n");
@@ -627,9 +692,9 @@ asio::awaitable<attempt_end> engine::attempt(std::shared_ptr<job_run> j) {
         co_return attempt_end::retry;
     }
     fail(*j, outcome::infra_error,
-         "sandbox " + j->r.sandbox_id + " vanished during " + std::string(phase_name(j->current)) + " (" +
-             j->gone_message + ")" +
-             (cfg_.e2b.retry_vanished ? "; it had already been retried once on a new sandbox"
+         what + " (" + j->gone_message + ")" +
+             (cfg_.e2b.retry_vanished ? "; no more retries: " + std::to_string(budget) +
+                                            " sandboxes were lost mid-job"
                                       : "; not retried (job_config.retry_vanished is false)"));
     co_return attempt_end::done;
 }
@@ -678,10 +743,14 @@ asio::awaitable<step> engine::create_sandbox(std::shared_ptr<job_run> j) {
         const auto sent = clock::now();
         j->create_in_flight = tags;
         j->create_sent = sent;
+        ++creating_;
         auto created = co_await api_->create(template_id, lifetime, metadata, env);
+        --creating_;
+        slot_freed_.cancel();  // creates waiting on this one look again
         // A cancelled create may still have made a sandbox: cleanup looks for it.
         if (created || created.error->k != kind::cancelled) j->create_in_flight.reset();
         if (created) {
+            ++live_;
             j->sandbox = std::move(*created.value);
             j->sandbox_since = sent;
             j->r.sandbox_id = j->sandbox->id;
@@ -700,6 +769,20 @@ asio::awaitable<step> engine::create_sandbox(std::shared_ptr<job_run> j) {
                 // listing does not give), then create another.
                 last_problem = e.message;
                 co_await kill_lost(j, tags, sent);
+                break;
+            case kind::rate_limited:
+                // E2B's concurrency limit (or request rate) while this launcher
+                // holds sandboxes: one of them ending frees a slot. Waiting for
+                // that does not use up the job's budget. Creates still in flight
+                // count too (their sandboxes may hold the slots already).
+                if (live_ > 0 || creating_ > 0) {
+                    last_problem = e.message;
+                    job_log(log_level::debug, *j, "create refused (" + e.message + "); waiting for a sandbox to end");
+                    co_await wait_for_slot(backoff.maximum);
+                    if (j->stop != stop_reason::none) co_return step::failed;
+                    continue;
+                }
+                last_problem = e.message;
                 break;
             case kind::unauthorized:
                 co_return fail(*j, outcome::infra_error, "E2B rejected the API key (E2B_API_KEY): " + e.message);
@@ -902,50 +985,83 @@ asio::awaitable<step> engine::download(std::shared_ptr<job_run> j) {
     std::vector<e2b::dir_entry> entries = std::move(*listing.value);
     std::sort(entries.begin(), entries.end(),
               [](const e2b::dir_entry& a, const e2b::dir_entry& b) { return a.path < b.path; });
+    // Every name comes from the sandbox (the evaluator's, or a hostile envd's):
+    // nothing is written outside `root`, through a link, or under a name the
+    // local file system would mangle; such entries are skipped with a warning.
+    const std::string root_text = root.string() + "/";
+    auto skip = [&](const std::string& path, const std::string& why) {
+        j->r.warnings.push_back("not downloaded: " + e2b_support::printable_name(path) + " (" + why + ")");
+    };
     for (const auto& entry : entries) {
         if (j->stop != stop_reason::none) co_return step::failed;
         const std::string path = entry.path.empty() || entry.path.front() != '/' ? folder + "/" + entry.path
                                                                                   : entry.path;
         auto rel = e2b_support::relative_result_path(folder, path);
         if (!rel) {
-            j->r.warnings.push_back("not downloaded: " + path + " (not a safe name inside " + folder + ")");
+            skip(path, "not a safe name inside " + folder);
             continue;
         }
         const fs::path local = (root / *rel).lexically_normal();
         const fs::path parent = fs::weakly_canonical(local.parent_path(), ec);
-        const std::string root_text = root.string() + "/";
         if (ec || !(parent == root || parent.string().starts_with(root_text))) {
-            j->r.warnings.push_back("not downloaded: " + path + " (it would land outside " + root.string() + ")");
+            skip(path, "it would land outside " + root.string());
+            continue;
+        }
+        if (entry.type == e2b::file_type::symlink || !entry.symlink_target.empty()) {
+            skip(path, "a symbolic link");
             continue;
         }
         if (entry.type == e2b::file_type::directory) {
             fs::create_directories(local, ec);
+            if (ec) skip(path, "cannot create " + local.string() + ": " + ec.message());
             continue;
         }
         if (entry.type != e2b::file_type::file) {
-            j->r.warnings.push_back("not downloaded: " + path + " (not a regular file)");
+            skip(path, "not a regular file");
             continue;
         }
         if (*rel == "job_log.out" || *rel == "job_log.err") {
-            j->r.warnings.push_back("not downloaded: " + path + " (the launcher writes " + rel->string() + ")");
+            skip(path, "the launcher writes " + rel->string());
             continue;
         }
         std::string file_path = path;
         auto bytes = co_await api_->download(sb, file_path);
         if (!bytes) {
             if (bytes.error->k == kind::not_found) {
-                j->r.warnings.push_back("not downloaded: " + path + " (it disappeared)");
+                skip(path, "it disappeared");
                 continue;
             }
             co_return envd_failure(*j, *bytes.error, "results download");
         }
         fs::create_directories(local.parent_path(), ec);
-        std::error_code sec;
-        if (fs::is_symlink(local, sec)) fs::remove(local, sec);  // never write through a link
-        std::ofstream file(local, std::ios::binary | std::ios::trunc);
-        file.write(bytes->data(), static_cast<std::streamsize>(bytes->size()));
-        file.close();
-        if (!file) co_return fail(*j, outcome::infra_error, "cannot write " + local.string());
+        if (ec) {
+            skip(path, "cannot create " + local.parent_path().string() + ": " + ec.message());
+            continue;
+        }
+        // O_NOFOLLOW: never write through a link, whatever is there now.
+        const int fd = ::open(local.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            const int err = errno;
+            // A name the listing made impossible here (a file where a folder is
+            // expected, a link, a name too long): the entry's problem, not ours.
+            if (err == ELOOP || err == ENOTDIR || err == EISDIR || err == ENAMETOOLONG || err == EEXIST) {
+                skip(path, "cannot write " + local.string() + ": " + std::strerror(err));
+                continue;
+            }
+            co_return fail(*j, outcome::infra_error, "cannot write " + local.string() + ": " + std::strerror(err));
+        }
+        bool written = true;
+        for (std::size_t done = 0; done < bytes->size();) {
+            const ssize_t n = ::write(fd, bytes->data() + done, bytes->size() - done);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) {
+                written = false;
+                break;
+            }
+            done += static_cast<std::size_t>(n);
+        }
+        if (::close(fd) != 0) written = false;
+        if (!written) co_return fail(*j, outcome::infra_error, "cannot write " + local.string());
     }
     j->r.timings.download += since(t_download);
     co_return step::ok;
@@ -974,6 +1090,8 @@ asio::awaitable<void> engine::cleanup(std::shared_ptr<job_run> j) {
     } catch (const std::exception& e) {
         problem = e.what();
     }
+    --live_;
+    slot_freed_.cancel();  // wakes creates waiting for a slot
     j->r.sandbox_seconds += seconds_between(j->sandbox_since, clock::now());
     j->r.timings.cleanup += since(t_cleanup);
     if (!problem.empty()) {

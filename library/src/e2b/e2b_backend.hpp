@@ -8,6 +8,7 @@
 #include "launcher_core.hpp"
 
 #include <chrono>
+#include <cstddef>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -32,10 +33,21 @@ std::string shell_quote(std::string_view text);
 // (dependencies ? install_timeout : 0) + evaluation + 120 s, rounded up to seconds.
 std::chrono::seconds sandbox_lifetime(const e2b_params& p, std::chrono::milliseconds evaluation);
 
+// Limits on a result file's name below the results folder (bytes): per path
+// component (NAME_MAX) and for the whole relative path.
+inline constexpr std::size_t max_result_name_bytes = 255;
+inline constexpr std::size_t max_result_path_bytes = 1024;
+
 // A file below the sandbox's results folder as a safe relative path: nullopt when
 // `sandbox_path` is not strictly inside `folder`, or its remainder is absolute,
-// empty, or has an empty, "." or ".." component.
+// empty, longer than max_result_path_bytes, holds a control character (NUL,
+// newline, ESC, DEL, ...), or has an empty, "." or ".." component or one longer
+// than max_result_name_bytes.
 std::optional<std::filesystem::path> relative_result_path(std::string_view folder, std::string_view sandbox_path);
+
+// A name as it may be quoted in a warning: control characters and backslashes as
+// \xNN, cut after 200 bytes (with the full length said).
+std::string printable_name(std::string_view name);
 
 }  // namespace e2b_support
 

@@ -153,7 +153,7 @@ void schedule_vanish(const std::shared_ptr<emulator_state>& st, std::string id, 
     st->vanish_timers.insert(timer);
     timer->async_wait([st, id = std::move(id), timer](error_code ec) {
         st->vanish_timers.erase(timer);
-        if (!ec) st->sandboxes.destroy(id, sandbox_registry::end_reason::vanished);
+        if (!ec && st->sandboxes.destroy(id, sandbox_registry::end_reason::vanished)) st->vanished_ids.insert(id);
     });
 }
 
@@ -166,13 +166,46 @@ std::string created_sandbox_id(const response& res) {
     return id && id->is_string() ? std::string(id->as_string()) : std::string();
 }
 
+// Whom a control-plane request concerns: the sandbox in its path (its
+// genesis_job tag), or the genesis_job of a create request's metadata.
+fault_subject control_subject(const emulator_state& st, const std::string& endpoint, const request& req) {
+    fault_subject s;
+    if (endpoint == "create") {
+        error_code ec;
+        auto v = json::parse(req.body(), ec);
+        if (ec || !v.is_object()) return s;
+        const auto* meta = v.as_object().if_contains("metadata");
+        const auto* job = meta && meta->is_object() ? meta->as_object().if_contains("genesis_job") : nullptr;
+        if (job && job->is_string()) s.job = std::string(job->as_string());
+        return s;
+    }
+    std::string_view path = path_of(req);
+    constexpr std::string_view prefix = "/sandboxes/";
+    const auto at = path.find(prefix);
+    if (at == std::string_view::npos) return s;
+    std::string_view rest = path.substr(at + prefix.size());
+    s.sandbox_id = std::string(rest.substr(0, rest.find('/')));
+    if (auto sb = st.sandboxes.find(s.sandbox_id))
+        if (auto it = sb->metadata.find("genesis_job"); it != sb->metadata.end()) s.job = it->second;
+    return s;
+}
+
+fault_subject sandbox_subject(const sandbox& sb) {
+    fault_subject s;
+    s.sandbox_id = sb.id;
+    if (auto it = sb.metadata.find("genesis_job"); it != sb.metadata.end()) s.job = it->second;
+    return s;
+}
+
 // ---- control plane ---------------------------------------------------------
 
 asio::awaitable<void> route_control(std::shared_ptr<emulator_state> st, request& req, response_writer& out) {
     std::string endpoint = control_endpoint_name(req);
     count_request(*st, endpoint.empty() ? "unknown" : endpoint);
     co_await apply_latency(*st, endpoint);
-    auto fault = endpoint.empty() ? std::nullopt : take_fault(*st, endpoint);
+    std::optional<fault_rule> fault;
+    if (!endpoint.empty()) fault = take_fault(*st, endpoint, control_subject(*st, endpoint, req));
+    const std::size_t logged = st->fault_log.size() - 1;  // this fault's fault_event (when one fired)
     if (!fault) {
         co_await handle_control(*st, endpoint, req, out);
     } else if (fault->kind == "status") {
@@ -183,12 +216,16 @@ asio::awaitable<void> route_control(std::shared_ptr<emulator_state> st, request&
         // The work is done (the sandbox exists), but the client never learns it.
         capturing_writer sink(out.peer());
         co_await handle_control(*st, endpoint, req, sink);
+        if (sink.captured) st->fault_log[logged].sandbox_id = created_sandbox_id(*sink.captured);
         out.reset_connection();
     } else if (fault->kind == "vanish") {
         capturing_writer sink(out.peer());
         co_await handle_control(*st, endpoint, req, sink);
         if (!sink.captured) co_return;
-        if (auto id = created_sandbox_id(*sink.captured); !id.empty()) schedule_vanish(st, id, fault->after_ms);
+        if (auto id = created_sandbox_id(*sink.captured); !id.empty()) {
+            st->fault_log[logged].sandbox_id = id;
+            schedule_vanish(st, id, fault->after_ms);
+        }
         co_await out.send(std::move(*sink.captured));
     } else {
         co_await handle_control(*st, endpoint, req, out);
@@ -257,7 +294,7 @@ asio::awaitable<void> route_envd(std::shared_ptr<emulator_state> st, envd_target
         co_return;
     }
 
-    auto fault = take_fault(*st, endpoint);
+    auto fault = take_fault(*st, endpoint, sandbox_subject(*sb));
     if (fault && fault->kind == "status") {
         co_await answer_status_fault(*fault, endpoint, req, out);
         co_return;
@@ -315,6 +352,10 @@ std::string apply_config_json(const json::object& body, emulator_options& o) {
             if (!value.is_number() || value.to_number<double>() < 0)
                 return "'create_rate_per_second' must be a number >= 0";
             o.create_rate_per_second = value.to_number<double>();
+        } else if (key == "seed") {
+            if (value.is_int64() && value.as_int64() >= 0) o.seed = static_cast<std::uint64_t>(value.as_int64());
+            else if (value.is_uint64()) o.seed = value.as_uint64();
+            else return "'seed' must be a non-negative integer";
         } else if (key == "max_timeout_seconds") {
             auto n = non_negative_int(value);
             if (!n || *n == 0) return "'max_timeout_seconds' must be a positive integer";
@@ -335,6 +376,7 @@ json::object knobs_json(const emulator_options& o) {
                        {"skip", f.skip},         {"count", f.count}, {"after_events", f.after_events},
                        {"after_ms", f.after_ms}};
         if (f.retry_after) j["retry_after"] = *f.retry_after;
+        if (f.probability < 1.0) j["probability"] = f.probability;
         if (!f.message.empty()) j["message"] = f.message;
         faults.push_back(std::move(j));
     }
@@ -343,7 +385,8 @@ json::object knobs_json(const emulator_options& o) {
                         {"faults", std::move(faults)},
                         {"max_concurrent_sandboxes", o.max_concurrent_sandboxes},
                         {"create_rate_per_second", o.create_rate_per_second},
-                        {"max_timeout_seconds", o.max_timeout_seconds}};
+                        {"max_timeout_seconds", o.max_timeout_seconds},
+                        {"seed", o.seed}};
 }
 
 response configure(emulator_state& st, const request& req) {
@@ -353,7 +396,7 @@ response configure(emulator_state& st, const request& req) {
     if (ec || !body.is_object()) return error_response(req, 400, "the body must be a JSON object");
     emulator_options updated = st.options;
     if (auto err = apply_config_json(body.as_object(), updated); !err.empty()) return error_response(req, 400, err);
-    bool faults_changed = body.as_object().contains("faults");
+    bool faults_changed = body.as_object().contains("faults") || body.as_object().contains("seed");
     bool rate_changed = updated.create_rate_per_second != st.options.create_rate_per_second;
     st.options = std::move(updated);
     if (faults_changed) reset_fault_budgets(st);
@@ -366,6 +409,8 @@ asio::awaitable<void> route_admin(std::shared_ptr<emulator_state> st, request& r
     auto method = req.method();
     if (path == "/_emulator/stats" && method == http::verb::get)
         co_await out.send(make_response(req, http::status::ok, json::serialize(make_stats(*st))));
+    else if (path == "/_emulator/faults" && method == http::verb::get)
+        co_await out.send(make_response(req, http::status::ok, json::serialize(fault_log_json(*st))));
     else if (path == "/_emulator/health" && method == http::verb::get)
         co_await out.send(make_response(req, http::status::ok, R"({"status":"ok"})"));
     else if (path == "/_emulator/config" && method == http::verb::post)
@@ -441,11 +486,29 @@ emulator_state::emulator_state(asio::any_io_executor e, emulator_options o, std:
     reset_fault_budgets(*this);
 }
 
+json::array fault_log_json(const emulator_state& st) {
+    json::array out;
+    for (const auto& e : st.fault_log) {
+        json::object o;
+        o["request"] = e.request;
+        o["kind"] = e.label;
+        o["endpoint"] = e.endpoint;
+        o["sandbox_id"] = e.sandbox_id;
+        o["job"] = e.job;
+        // A vanish fault is only armed at create: did the sandbox still live when it fired?
+        if (e.label == "vanish") o["vanished"] = st.vanished_ids.count(e.sandbox_id) > 0;
+        out.push_back(std::move(o));
+    }
+    return out;
+}
+
 json::object make_stats(const emulator_state& st) {
     json::array ids;
     for (const auto& sb : st.sandboxes.list()) ids.push_back(json::string(sb->id));
     json::object by_endpoint;
     for (const auto& [name, n] : st.requests.by_endpoint) by_endpoint[name] = n;
+    json::object by_kind;
+    for (const auto& [label, n] : st.requests.faults_by_kind) by_kind[label] = n;
     const auto& c = st.sandboxes.counters();
     return json::object{
         {"live_sandboxes", std::move(ids)},
@@ -459,6 +522,7 @@ json::object make_stats(const emulator_state& st) {
                                   {"by_endpoint", std::move(by_endpoint)},
                                   {"faults_injected", st.requests.faults_injected}}},
         {"faults_injected", st.requests.faults_injected},
+        {"faults_by_kind", std::move(by_kind)},
         {"open_connections", st.open_connections ? st.open_connections() : 0}};
 }
 

@@ -15,6 +15,7 @@
 #include "options.hpp"
 #include "sandbox.hpp"
 
+#include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 
 #include <boost/asio/steady_timer.hpp>
@@ -23,6 +24,8 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <random>
+#include <vector>
 #include <set>
 #include <string>
 
@@ -33,6 +36,24 @@ struct request_counters {
     std::uint64_t total = 0;
     std::map<std::string, std::uint64_t> by_endpoint;  // endpoint name -> count
     std::uint64_t faults_injected = 0;
+    std::map<std::string, std::uint64_t> faults_by_kind;  // fault_label() -> count
+};
+
+// One injected fault, for GET /_emulator/faults: which request it hit and, when
+// known, the sandbox and the job (the sandbox's or create request's
+// metadata.genesis_job) it belongs to.
+struct fault_event {
+    std::uint64_t request = 0;  // request_counters::total when it fired
+    std::string label;          // "status_429", "reset", "cut_stream", ...
+    std::string endpoint;
+    std::string sandbox_id;     // "" = none yet (create) or unknown
+    std::string job;            // "" = unknown
+};
+
+// Whom a request concerns (for fault_event).
+struct fault_subject {
+    std::string sandbox_id;
+    std::string job;
 };
 
 // Shared by the router, the control plane and envd.
@@ -44,6 +65,9 @@ struct emulator_state {
     // Remaining budget per fault rule (index into options.faults).
     std::vector<int> fault_skips;
     std::vector<int> fault_counts;
+    std::mt19937_64 fault_rng;            // seeded with options.seed
+    std::vector<fault_event> fault_log;   // every fault injected, in order
+    std::set<std::string> vanished_ids;   // sandboxes a vanish fault really destroyed
 
     // cut_stream faults armed by the router, keyed by the request object it passes
     // to handle_envd. An entry exists only for the duration of that handle_envd
@@ -70,6 +94,9 @@ struct emulator_state {
 
 // The GET /_emulator/stats document (see emulator::stats()).
 boost::json::object make_stats(const emulator_state& st);
+// The GET /_emulator/faults document: st.fault_log as an array of
+// {"request","kind","endpoint","sandbox_id","job"}.
+boost::json::array fault_log_json(const emulator_state& st);
 
 class emulator {
 public:

@@ -438,8 +438,15 @@ std::pair<int, std::string> read_file(const sandbox& sb, const std::string& view
     return {200, std::move(data)};
 }
 
-asio::awaitable<void> download(const sandbox& sb, request& req, response_writer& out,
+asio::awaitable<void> download(const emulator_state& st, const sandbox& sb, request& req, response_writer& out,
                                const std::map<std::string, std::string>& q) {
+    // A hostile envd serves its fake entries (options.fake_entries) by their exact path.
+    const std::string asked = param(q, "path").value_or("");
+    for (const auto& f : st.options.fake_entries) {
+        if (f.path != asked) continue;
+        co_await out.send(make_response(req, http::status::ok, f.content, "application/octet-stream"));
+        co_return;
+    }
     const std::string view = normalize_sandbox_path(param(q, "path").value_or(""));
     auto [status, data] = read_file(sb, view);
     if (status != 200) {
@@ -453,7 +460,8 @@ asio::awaitable<void> download(const sandbox& sb, request& req, response_writer&
     co_await out.send(std::move(res));
 }
 
-asio::awaitable<void> serve_files(const sandbox& sb, std::string_view endpoint, request& req, response_writer& out) {
+asio::awaitable<void> serve_files(const emulator_state& st, const sandbox& sb, std::string_view endpoint, request& req,
+                                  response_writer& out) {
     const auto q = query_of(req);
     const bool reading = endpoint == "files.download";
     if (auto err = files_auth_error(sb, req, q); !err.empty()) {
@@ -464,7 +472,7 @@ asio::awaitable<void> serve_files(const sandbox& sb, std::string_view endpoint, 
         co_await out.send(http_error(req, 401, err));
         co_return;
     }
-    if (reading) co_await download(sb, req, out, q);
+    if (reading) co_await download(st, sb, req, out, q);
     else co_await upload(sb, req, out, q);
 }
 
@@ -523,7 +531,7 @@ asio::awaitable<void> handle_envd(emulator_state& st, std::shared_ptr<sandbox> s
     if (endpoint == "health") {
         co_await out.send(make_response(req, http::status::no_content, {}, {}));
     } else if (endpoint == "files.upload" || endpoint == "files.download") {
-        co_await serve_files(*sb, endpoint, req, out);
+        co_await serve_files(st, *sb, endpoint, req, out);
     } else if (!envd_detail::token_matches(*sb, req)) {
         co_await out.send(http_error(
             req, 401, "unauthorized access, please provide a valid access token or method signing if supported"));

@@ -793,7 +793,25 @@ fs_result fs_move(const sandbox& sb, const json::object& msg) {
 // ============================================================================
 
 // Unary calls: bare JSON request and response.
-asio::awaitable<void> serve_unary(emulator_state&, sandbox& sb, std::string_view endpoint, request& req,
+// A hostile envd: the configured fake entries, added to every ListDir answer.
+void add_fake_entries(const emulator_state& st, json::object& body) {
+    if (st.options.fake_entries.empty()) return;
+    auto& entries = body["entries"];
+    if (!entries.is_array()) entries = json::array();
+    for (const auto& f : st.options.fake_entries) {
+        json::object e;
+        const auto slash = f.path.rfind('/');
+        e["name"] = slash == std::string::npos ? f.path : f.path.substr(slash + 1);
+        e["type"] = f.type == "directory" ? "FILE_TYPE_DIRECTORY"
+                    : f.type == "symlink" ? "FILE_TYPE_SYMLINK"
+                                          : "FILE_TYPE_FILE";
+        e["path"] = f.path;
+        if (!f.content.empty()) e["size"] = std::to_string(f.content.size());
+        entries.as_array().push_back(std::move(e));
+    }
+}
+
+asio::awaitable<void> serve_unary(emulator_state& st, sandbox& sb, std::string_view endpoint, request& req,
                                   response_writer& out) {
     if (!is_json_content(req[http::field::content_type], "application/json")) {
         co_await out.send(make_response(req, http::status::unsupported_media_type, {}, {}));
@@ -819,7 +837,10 @@ asio::awaitable<void> serve_unary(emulator_state&, sandbox& sb, std::string_view
     } else {
         fs_result r;
         if (endpoint == "filesystem.stat") r = fs_stat(sb, *msg);
-        else if (endpoint == "filesystem.list_dir") r = fs_list_dir(sb, *msg);
+        else if (endpoint == "filesystem.list_dir") {
+            r = fs_list_dir(sb, *msg);
+            if (!r.error) add_fake_entries(st, r.body);
+        }
         else if (endpoint == "filesystem.make_dir") r = fs_make_dir(sb, *msg);
         else if (endpoint == "filesystem.remove") r = fs_remove(sb, *msg);
         else if (endpoint == "filesystem.move") r = fs_move(sb, *msg);

@@ -127,9 +127,15 @@ bool fault_applies(const fault_rule& rule, std::string_view endpoint) {
     return true;
 }
 
-std::optional<fault_rule> take_fault(emulator_state& st, std::string_view endpoint) {
+std::string fault_label(const fault_rule& rule) {
+    return rule.kind == "status" ? "status_" + std::to_string(rule.status) : rule.kind;
+}
+
+std::optional<fault_rule> take_fault(emulator_state& st, std::string_view endpoint, const fault_subject& subject) {
     auto& rules = st.options.faults;
     if (st.fault_skips.size() != rules.size() || st.fault_counts.size() != rules.size()) reset_fault_budgets(st);
+    std::optional<double> draw;  // drawn once, when the first probabilistic rule is reached
+    double below = 0;            // the draw must fall in [below, below + p) for that rule
     for (std::size_t i = 0; i < rules.size(); ++i) {
         if (!fault_applies(rules[i], endpoint)) continue;
         if (st.fault_skips[i] > 0) {
@@ -137,14 +143,24 @@ std::optional<fault_rule> take_fault(emulator_state& st, std::string_view endpoi
             continue;
         }
         if (st.fault_counts[i] == 0) continue;
+        if (rules[i].probability < 1.0) {
+            if (!draw) draw = std::uniform_real_distribution<double>(0.0, 1.0)(st.fault_rng);
+            const bool hit = *draw >= below && *draw < below + rules[i].probability;
+            below += rules[i].probability;
+            if (!hit) continue;
+        }
         if (st.fault_counts[i] > 0) --st.fault_counts[i];
         ++st.requests.faults_injected;
+        const std::string label = fault_label(rules[i]);
+        ++st.requests.faults_by_kind[label];
+        st.fault_log.push_back({st.requests.total, label, std::string(endpoint), subject.sandbox_id, subject.job});
         return rules[i];
     }
     return std::nullopt;
 }
 
 void reset_fault_budgets(emulator_state& st) {
+    st.fault_rng.seed(st.options.seed);
     st.fault_skips.clear();
     st.fault_counts.clear();
     for (const auto& rule : st.options.faults) {
@@ -164,6 +180,7 @@ std::string validate_fault(const fault_rule& rule) {
     if (rule.count < -1) return "'count' must be >= 0, or -1 for always";
     if (rule.after_events < 0) return "'after_events' must be >= 0";
     if (rule.after_ms < 0) return "'after_ms' must be >= 0";
+    if (!(rule.probability > 0.0 && rule.probability <= 1.0)) return "'probability' must be in (0, 1]";
     return {};
 }
 
@@ -194,6 +211,9 @@ std::string parse_fault(const json::value& v, fault_rule& out) {
             err = read_int(value, key, rule.after_events);
         } else if (key == "after_ms") {
             err = read_int(value, key, rule.after_ms);
+        } else if (key == "probability") {
+            if (!value.is_number()) err = "'probability' must be a number";
+            else rule.probability = value.to_number<double>();
         } else {
             err = "unknown key '" + std::string(key) + "'";
         }

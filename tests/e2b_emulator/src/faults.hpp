@@ -22,11 +22,16 @@ response error_response(const request& req, int status, std::string_view message
 bool fault_applies(const fault_rule& rule, std::string_view endpoint);
 
 // The first applicable rule whose budget lets it fire now. Each applicable rule
-// first lets `skip` requests through, then fires `count` times (-1 = always).
-// Counts st.requests.faults_injected.
-std::optional<fault_rule> take_fault(emulator_state& st, std::string_view endpoint);
+// first lets `skip` requests through, then fires `count` times (-1 = always),
+// each time with its `probability` (one draw per request for all rules below 1:
+// the draw falls into at most one of their consecutive intervals). Counts
+// st.requests.faults_injected and faults_by_kind, and logs a fault_event.
+std::optional<fault_rule> take_fault(emulator_state& st, std::string_view endpoint, const fault_subject& subject = {});
 
-// Restores every rule's skip/count budget (after the rules changed).
+// "status_<code>" for status faults, else the kind.
+std::string fault_label(const fault_rule& rule);
+
+// Restores every rule's skip/count budget and reseeds the RNG (after the rules changed).
 void reset_fault_budgets(emulator_state& st);
 
 // Checks a rule's fields; an error message, or empty when it is valid.

@@ -132,10 +132,33 @@ fault_rule read_fault(const YAML::Node& node, const std::string& path) {
                      {"count", [&](auto& v, auto& p) { f.count = integer(v, p, -1, std::numeric_limits<int>::max()); }},
                      {"after_events", [&](auto& v, auto& p) { f.after_events = non_negative(v, p); }},
                      {"after_ms", [&](auto& v, auto& p) { f.after_ms = non_negative(v, p); }},
+                     {"probability", [&](auto& v, auto& p) { f.probability = scalar<double>(v, p, "a number"); }},
                  });
     if (!node["endpoint"]) fail(path + ".endpoint", "is required");
     if (auto err = validate_fault(f); !err.empty()) fail(path, err);
     return f;
+}
+
+std::vector<fake_entry> read_fake_entries(const YAML::Node& node, const std::string& path) {
+    std::vector<fake_entry> entries;
+    if (node.IsNull()) return entries;
+    if (!node.IsSequence()) fail(path, "expected a list");
+    for (std::size_t i = 0; i < node.size(); ++i) {
+        const std::string ip = path + "[" + std::to_string(i) + "]";
+        if (!node[i].IsMap()) fail(ip, "expected a map");
+        fake_entry e;
+        read_members(node[i], ip,
+                     {
+                         {"path", [&](auto& v, auto& p) { e.path = text(v, p); }},
+                         {"type", [&](auto& v, auto& p) { e.type = text(v, p); }},
+                         {"content", [&](auto& v, auto& p) { e.content = text(v, p); }},
+                     });
+        if (e.path.empty()) fail(ip + ".path", "is required");
+        if (e.type != "file" && e.type != "directory" && e.type != "symlink")
+            fail(ip + ".type", "must be file, directory or symlink");
+        entries.push_back(std::move(e));
+    }
+    return entries;
 }
 
 std::vector<fault_rule> read_faults(const YAML::Node& node, const std::string& path) {
@@ -186,6 +209,8 @@ void read_top_level(const YAML::Node& root, const std::filesystem::path& base, e
             {"create_rate_per_second", rate},
             {"max_timeout_seconds",
              [&](auto& v, auto& p) { o.max_timeout_seconds = integer(v, p, 1, std::numeric_limits<int>::max()); }},
+            {"seed", [&](auto& v, auto& p) { o.seed = static_cast<std::uint64_t>(non_negative(v, p)); }},
+            {"fake_entries", [&](auto& v, auto& p) { o.fake_entries = read_fake_entries(v, p); }},
         });
 }
 

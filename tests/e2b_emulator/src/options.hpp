@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -40,6 +41,19 @@ struct fault_rule {
     int count = 1;                   // fire this many times; -1 = every time
     int after_events = 1;            // cut_stream
     int after_ms = 0;                // vanish
+    // Chance (0..1] that a matching request within the budget is hit; 1 = every one.
+    // Rules below 1 share one draw per request from the seeded RNG (emulator_options::seed),
+    // so each fires at its own rate independently of the rules listed before it.
+    double probability = 1.0;
+};
+
+// A directory entry envd adds to every ListDir answer whose listing covers it
+// (a hostile envd): any path, even "../x", absolute or with control characters.
+// Downloading exactly `path` answers `content`.
+struct fake_entry {
+    std::string path;
+    std::string type = "file";  // file, directory or symlink
+    std::string content;
 };
 
 struct emulator_options {
@@ -60,6 +74,8 @@ struct emulator_options {
     int max_concurrent_sandboxes = 0;   // 0 = unlimited; else 429 like E2B's concurrency limit
     double create_rate_per_second = 0;  // 0 = unlimited; else 429 "Rate limit exceeded" + Retry-After
     int max_timeout_seconds = 24 * 3600;
+    std::uint64_t seed = 1;                 // RNG of probabilistic faults (same seed, same draws)
+    std::vector<fake_entry> fake_entries;   // hostile directory listings (see fake_entry)
 };
 
 // Reads a YAML config file into `options` (keys as above; see docs/e2b-emulator.md).
