@@ -9,6 +9,7 @@
 #include "exit_codes.hpp"
 #include "format.hpp"
 #include "plan.hpp"
+#include "sweep_command.hpp"
 
 #include <genesis/launch/launch.hpp>
 
@@ -26,6 +27,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <sys/ioctl.h>
@@ -109,7 +111,9 @@ std::string help_footer(const std::string& config_dir) {
         "  130  interrupted by SIGINT\n"
         "  143  interrupted by SIGTERM\n"
         "\n"
-        "Results go to <results_dir>/run_YYYYmmdd_HHMMSS_XXXX/<job_id>. See docs/cli.md.";
+        "Results go to <results_dir>/run_YYYYmmdd_HHMMSS_XXXX/<job_id>. See docs/cli.md.\n"
+        "\n"
+        "Leftover E2B sandboxes of a killed run: genesis_launch sweep --help";
     return text;
 }
 
@@ -239,6 +243,11 @@ int run(const cli_options& options) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    // `genesis_launch sweep ...` is a command of its own (sweep_command.cpp).
+    if (argc > 1 && std::string_view(argv[1]) == "sweep") {
+        std::signal(SIGPIPE, SIG_IGN);
+        return cli::sweep_main(argc - 1, argv + 1);
+    }
     cli_options options;
     CLI::App app;
     configure(app, options);
