@@ -97,7 +97,8 @@ std::vector<bad_case> catalogue() {
     std::vector<bad_case> c;
     auto add = [&](bad_case row) { c.push_back(std::move(row)); };
     // ---- YAML syntax ----
-    add({"yaml_unclosed_flow_list", {"variant=broken"}, {}, 2, "variant/broken.yaml:3"});
+    add({"yaml_unclosed_flow_list", {"variant=broken"}, {}, 2,
+         "variant/broken.yaml:4: YAML syntax error: end of sequence flow not found"});
     add({"yaml_bad_indentation",
          {"variant=indent"},
          {{"configs/variant/indent.yaml", "job_config:\n  time: 10\n    python: x\n"}},
@@ -166,11 +167,11 @@ std::vector<bad_case> catalogue() {
          "is already in the config (use ++job_config.eval_program_path"});
     add({"override_into_a_scalar", {"job_config.eval_program_path.x=1"}, {}, 2, "is not a map"});
     // ---- config groups ----
-    add({"unknown_config_group", {"flavour=spicy"}, {}, 2, "config group 'flavour' not found"});
+    add({"unknown_config_group", {"flavour=spicy"}, {}, 2, "'flavour' is neither a config group in configs (groups: cluster, variant) nor a key of the config"});
     add({"unknown_group_option", {"variant=oks"}, {}, 2, "variant 'oks' not found"});
     add({"unknown_option", {"--frobnicate"}, {}, 2, "The following argument was not expected: --frobnicate (run with --help"});
     add({"quiet_and_verbose", {"--quiet", "--verbose"}, {}, 2, "--quiet and --verbose exclude each other"});
-    add({"config_dir_missing", {"--config-dir", "{DIR}/nowhere"}, {}, 2, "{DIR}/nowhere: config folder not found"});
+    add({"config_dir_missing", {"--config-dir", "{DIR}/nowhere"}, {}, 2, "error: nowhere: config folder not found"});
     add({"unresolved_env_interpolation", {"+exp_name=${oc.env:GENESIS_SURELY_UNSET}"}, {}, 2,
          "environment variable 'GENESIS_SURELY_UNSET'"});
     // ---- missing and unreadable files ----

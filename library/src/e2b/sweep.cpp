@@ -118,11 +118,10 @@ sweep_report sweep_sandboxes(const launcher_config& cfg, const sweep_options& op
             failure = ep;
         else
             result = std::move(r);
+        // Pooled connections and the pool's idle timer would keep run() going.
+        api->close();
     });
     io.run();
-    api->close();
-    io.restart();
-    io.poll();
     if (failure) std::rethrow_exception(failure);
     if (!result || result->list_error) {
         ec = make_error_code(errc::io_error);
