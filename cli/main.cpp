@@ -12,6 +12,7 @@
 #include "sweep_command.hpp"
 
 #include <genesis/launch/launch.hpp>
+#include <genesis/launch/sweep.hpp>
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
@@ -109,8 +110,8 @@ std::string help_footer(const std::string& config_dir) {
         "Exit codes:\n"
         "  0    every job finished ok and correct\n"
         "  1    a job failed: candidate_failed, timeout, or ok but incorrect\n"
-        "  2    usage or configuration error (nothing was launched)\n"
-        "  3    a job hit setup_failed or infra_error (or was rejected)\n"
+        "  2    usage or configuration error, or the E2B key was rejected (nothing was launched)\n"
+        "  3    a job hit setup_failed or infra_error (or was rejected), or E2B could not be reached\n"
         "  130  interrupted by SIGINT\n"
         "  143  interrupted by SIGTERM\n"
         "\n"
@@ -273,6 +274,17 @@ int run(const cli_options& options) {
 
     cli::run_plan plan = cli::make_plan(cfg, cli::make_run_id(std::chrono::system_clock::now(), random_suffix()));
     if (auto problem = check_inputs(cfg, plan)) return usage_failure(*problem);
+
+    if (cfg.launcher.type == launch::job_type::e2b) {
+        // One request before any sandbox: a rejected key or an unreachable service
+        // stops the run here instead of failing every job.
+        launch::check_e2b_access(cfg.launcher, ec, diag);
+        if (ec == launch::errc::io_error) {
+            print_error(diag.to_string());
+            return cli::exit_code::infra_error;
+        }
+        if (ec) return usage_failure(ec, diag);
+    }
 
     boost::asio::io_context io;
     std::unique_ptr<launch::JobLauncher> launcher;

@@ -166,8 +166,8 @@ TEST_F(Secrets, RejectedKeyIsNotEchoedAnywhere) {
                                    {"--config-dir", (dir_ / "configs").string(), "--verbose", "--json"},
                                    dir_.path(), dir_ / "logs", env);
     ASSERT_TRUE(p.wait(60s));
-    EXPECT_EQ(p.exit_code(), 3) << p.err();
-    EXPECT_THAT(p.out(), ::testing::HasSubstr("E2B rejected the API key (E2B_API_KEY)"));
+    EXPECT_EQ(p.exit_code(), 2) << p.err();
+    EXPECT_THAT(p.err(), ::testing::HasSubstr("E2B rejected the API key (E2B_API_KEY)"));
     EXPECT_EQ(emulator_.stat("created"), 0);
     std::size_t files = 0;
     const std::string everything = p.out() + p.err() + all_files_below(dir_ / "results", files);

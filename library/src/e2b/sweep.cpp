@@ -82,26 +82,25 @@ asio::awaitable<outcome_of_sweep> run_sweep(e2b::api& api, sweep_options options
     co_return out;
 }
 
-}  // namespace
-
-sweep_report sweep_sandboxes(const launcher_config& cfg, const sweep_options& options,
-                             boost::system::error_code& ec, diagnostics& diag) {
+// Checks the settings, builds an api on a private io_context and runs `body(api)`
+// to completion. Returns nullopt (ec/diag set) when the settings are unusable.
+template <class T, class Body>
+std::optional<T> with_api(const launcher_config& cfg, boost::system::error_code& ec, diagnostics& diag, Body body) {
     ec = {};
     diag.clear();
     if (cfg.e2b.api_key.empty()) {
         ec = make_error_code(errc::missing_credentials);
         diag.client_message =
             "E2B_API_KEY is not set (set it in the environment or in a .env file in the working directory)";
-        return {};
+        return std::nullopt;
     }
     launcher_config checked = cfg;
     checked.e2b.sweep_on_start = false;  // irrelevant here
     if (auto why = detail::check_e2b_config(checked)) {
         ec = make_error_code(errc::config_error);
         diag.client_message = std::move(*why);
-        return {};
+        return std::nullopt;
     }
-
     asio::io_context io;
     std::optional<e2b::api> api;
     try {
@@ -109,11 +108,11 @@ sweep_report sweep_sandboxes(const launcher_config& cfg, const sweep_options& op
     } catch (const std::exception& e) {  // the message never holds the key
         ec = make_error_code(errc::config_error);
         diag.client_message = e.what();
-        return {};
+        return std::nullopt;
     }
-    std::optional<outcome_of_sweep> result;
+    std::optional<T> result;
     std::exception_ptr failure;
-    asio::co_spawn(io, run_sweep(*api, options), [&](std::exception_ptr ep, outcome_of_sweep r) {
+    asio::co_spawn(io, body(*api), [&](std::exception_ptr ep, T r) {
         if (ep)
             failure = ep;
         else
@@ -123,12 +122,48 @@ sweep_report sweep_sandboxes(const launcher_config& cfg, const sweep_options& op
     });
     io.run();
     if (failure) std::rethrow_exception(failure);
+    return result;
+}
+
+asio::awaitable<std::optional<e2b::api_error>> probe(e2b::api& api) {
+    std::map<std::string, std::string> filter;
+    filter[run_key] = "genesis-launch-access-check";
+    auto listed = co_await api.list(filter);
+    if (listed) co_return std::nullopt;
+    co_return *listed.error;
+}
+
+}  // namespace
+
+sweep_report sweep_sandboxes(const launcher_config& cfg, const sweep_options& options,
+                             boost::system::error_code& ec, diagnostics& diag) {
+    auto result = with_api<outcome_of_sweep>(cfg, ec, diag, [&](e2b::api& api) { return run_sweep(api, options); });
+    if (ec) return {};
     if (!result || result->list_error) {
         ec = make_error_code(errc::io_error);
         diag.client_message = "cannot list E2B sandboxes: " + (result ? *result->list_error : std::string("no answer"));
         return {};
     }
     return std::move(result->report);
+}
+
+void check_e2b_access(const launcher_config& cfg, boost::system::error_code& ec, diagnostics& diag) {
+    auto result = with_api<std::optional<e2b::api_error>>(cfg, ec, diag, [](e2b::api& api) { return probe(api); });
+    if (ec) return;
+    if (!result) {
+        ec = make_error_code(errc::io_error);
+        diag.client_message = "cannot reach the E2B service: no answer";
+        return;
+    }
+    if (!*result) return;
+    const e2b::api_error& error = **result;
+    if (error.k == e2b::api_error::kind::unauthorized) {
+        ec = make_error_code(errc::missing_credentials);
+        diag.client_message = "E2B rejected the API key (E2B_API_KEY): " + error.message;
+    } else {
+        ec = make_error_code(errc::io_error);
+        diag.client_message = "cannot reach the E2B service: " + error.message;
+    }
 }
 
 }  // namespace genesis::launch

@@ -48,4 +48,11 @@ struct sweep_report {
 sweep_report sweep_sandboxes(const launcher_config& cfg, const sweep_options& options,
                              boost::system::error_code& ec, diagnostics& diag);
 
+// Asks the service once whether it accepts cfg.e2b.api_key (a sandbox listing that
+// matches nothing), so that a bad key stops a run before any job starts. Sets ec to
+// missing_credentials when the service rejects the key (401/403), io_error when it
+// could not be asked (unreachable, 5xx after the retries), config_error for bad
+// settings; diag.client_message says why in one line, never with the key.
+void check_e2b_access(const launcher_config& cfg, boost::system::error_code& ec, diagnostics& diag);
+
 }  // namespace genesis::launch
