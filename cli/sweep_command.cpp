@@ -95,7 +95,7 @@ int sweep_main(int argc, char** argv) {
     app.footer(
         "Without --run-tag and --all-of-mine, job_config.run_tag of the configuration is used.\n"
         "Credentials and endpoints come from the configuration (E2B_API_KEY, E2B_API_URL, ...).\n"
-        "Exit codes: 0 done (also when nothing matched), 2 usage or configuration error,\n"
+        "Exit codes: 0 done (also when nothing matched), 2 usage or configuration error (or a rejected key),\n"
         "3 the sandboxes could not be listed or a kill failed.");
     try {
         app.parse(argc, argv);

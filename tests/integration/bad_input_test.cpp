@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -69,6 +70,9 @@ struct bad_case {
     int requests = 0;                  // E2B: requests the emulator may see (refused before: 0)
     std::string api_url;               // E2B: this URL instead of the emulator's
 };
+
+// gtest prints a row by its name (not as bytes).
+void PrintTo(const bad_case& row, std::ostream* os) { *os << row.name; }
 
 constexpr const char* junk_py = R"PY(import argparse, json, os, sys
 p = argparse.ArgumentParser()

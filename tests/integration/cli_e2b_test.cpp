@@ -328,12 +328,12 @@ TEST_F(CliE2b, SweepAllOfMineSparesSandboxesNotMadeByGenesisLaunch) {
     EXPECT_THAT(swept.out, Not(HasSubstr(f)));
     EXPECT_EQ(emulator.stat("live"), 1);
 
-    // A rejected key: a clear error, exit 3 (the service said no), the key not echoed.
+    // A rejected key: a clear error, exit 2 (as for a run), the key not echoed.
     const std::string wrong = "e2b_" + std::string(40, '7');
     auto denied = run({"sweep", "--config-dir", configs().string(), "--all-of-mine"},
                       env_for(emulator.url(), wrong));
-    EXPECT_EQ(denied.exit_code, 3);
-    EXPECT_THAT(denied.err, HasSubstr("cannot list E2B sandboxes"));
+    EXPECT_EQ(denied.exit_code, 2);
+    EXPECT_THAT(denied.err, HasSubstr("genesis_launch sweep: error: E2B rejected the API key (E2B_API_KEY): list sandboxes: HTTP 401"));
     EXPECT_THAT(denied.err + denied.out, Not(HasSubstr(wrong)));
 }
 

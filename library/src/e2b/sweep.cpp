@@ -42,7 +42,7 @@ std::string value_of(const std::map<std::string, std::string>& m, const char* ke
 
 struct outcome_of_sweep {
     sweep_report report;
-    std::optional<std::string> list_error;
+    std::optional<e2b::api_error> list_error;
 };
 
 asio::awaitable<outcome_of_sweep> run_sweep(e2b::api& api, sweep_options options) {
@@ -51,7 +51,7 @@ asio::awaitable<outcome_of_sweep> run_sweep(e2b::api& api, sweep_options options
     if (!options.run_tag.empty()) filter[run_key] = options.run_tag;
     auto listed = co_await api.list(filter);
     if (!listed) {
-        out.list_error = listed.error->message;
+        out.list_error = *listed.error;
         co_return out;
     }
     for (const auto& s : *listed) {
@@ -140,8 +140,10 @@ sweep_report sweep_sandboxes(const launcher_config& cfg, const sweep_options& op
     auto result = with_api<outcome_of_sweep>(cfg, ec, diag, [&](e2b::api& api) { return run_sweep(api, options); });
     if (ec) return {};
     if (!result || result->list_error) {
-        ec = make_error_code(errc::io_error);
-        diag.client_message = "cannot list E2B sandboxes: " + (result ? *result->list_error : std::string("no answer"));
+        const bool rejected = result && result->list_error->k == e2b::api_error::kind::unauthorized;
+        ec = make_error_code(rejected ? errc::missing_credentials : errc::io_error);
+        diag.client_message = (rejected ? "E2B rejected the API key (E2B_API_KEY): " : "cannot list E2B sandboxes: ") +
+                              (result ? result->list_error->message : std::string("no answer"));
         return {};
     }
     return std::move(result->report);

@@ -42,7 +42,8 @@ struct sweep_report {
 
 // Lists, then kills one by one, with the E2B settings of `cfg.e2b` (key, endpoints,
 // TLS, retries). Blocks; runs its own io_context. On failure to list: ec set
-// (missing_credentials, config_error or io_error) and a one-line message in
+// (missing_credentials: no key, or the service rejects it; config_error: bad
+// settings; io_error: the service could not be asked) and a one-line message in
 // diag.client_message; never mentions the API key. Kill failures are reported per
 // sandbox, not as ec.
 sweep_report sweep_sandboxes(const launcher_config& cfg, const sweep_options& options,
