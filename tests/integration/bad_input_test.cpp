@@ -67,6 +67,7 @@ struct bad_case {
     bool with_key = true;              // E2B: E2B_API_KEY set to the emulator's key
     std::string key_override;          // E2B: this key instead
     std::vector<std::string> chmod_000;  // files made unreadable (the row is skipped when running as root)
+    std::vector<std::string> fifos;    // named pipes made in the case's folder
     int requests = 0;                  // E2B: requests the emulator may see (refused before: 0)
     std::string api_url;               // E2B: this URL instead of the emulator's
 };
@@ -216,6 +217,13 @@ std::vector<bad_case> catalogue() {
         row.chmod_000 = {"configs/variant/locked.yaml"};
         add(row);
     }
+    {
+        // Unreadable even for root: reading a named pipe would block the run.
+        bad_case row{"candidate_is_a_named_pipe", {"evo_config.init_program_path={DIR}/pipe.py"}, {}, 2,
+                     "program {DIR}/pipe.py is not a regular file (evo_config.init_program_path)"};
+        row.fifos = {"pipe.py"};
+        add(row);
+    }
     add({"config_file_is_a_folder", {"variant=folder"}, {{"configs/variant/folder.yaml/x", ""}}, 2,
          "variant 'folder' not found"});
     // ---- results folder ----
@@ -310,6 +318,10 @@ TEST_P(BadInput, ClearOneLineErrorAndNothingLaunched) {
     const fs::path dir = case_dir();
     for (const auto& [path, text] : row.files) write_file(dir / path, expand(text, dir));
     for (const auto& path : row.chmod_000) fs::permissions(dir / path, fs::perms::none);
+    for (const auto& path : row.fifos) {
+        fs::create_directories(dir);
+        ASSERT_EQ(::mkfifo((dir / path).c_str(), 0644), 0);
+    }
 
     env_list env{{"E2B_API_KEY", ""}};
 #ifdef GENESIS_HAVE_EMULATOR
