@@ -131,6 +131,25 @@ inline std::string one_line(std::string_view s) {
     return out;
 }
 
+// Valid UTF-8 that cannot move the cursor or end a line: control characters
+// (except tab) are shown as \xNN. For names and text that come from evaluators.
+inline std::string printable(std::string_view s) {
+    const std::string clean = sanitize_utf8(s);
+    std::string out;
+    out.reserve(clean.size());
+    for (unsigned char c : clean) {
+        if ((c < 0x20 && c != '\t') || c == 0x7F) {
+            static constexpr char hex[] = "0123456789abcdef";
+            out += "\\x";
+            out += hex[c >> 4];
+            out += hex[c & 0xF];
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out;
+}
+
 inline std::string pad_right(std::string_view s, std::size_t width) {
     std::string out(s);
     const std::size_t w = display_width(s);
@@ -249,8 +268,8 @@ inline std::string record_problem(const job_record& r) {
 // `file` relative to `dir` when it lies inside it.
 inline std::string display_path(const std::filesystem::path& file, const std::filesystem::path& dir) {
     const auto rel = file.lexically_relative(dir);
-    if (rel.empty() || *rel.begin() == "..") return file.string();
-    return rel.string();
+    if (rel.empty() || *rel.begin() == "..") return printable(file.string());
+    return printable(rel.string());
 }
 
 namespace detail {
@@ -397,7 +416,7 @@ inline std::string single_summary(const job_record& rec, const run_plan& plan, s
             const std::size_t nl = tail.find('\n', start);
             const std::size_t end = nl == std::string::npos ? tail.size() : nl;
             out += "  | ";
-            out.append(tail, start, end - start);
+            out += printable(std::string_view(tail).substr(start, end - start));
             out += '\n';
             if (nl == std::string::npos) break;
             start = nl + 1;

@@ -9,8 +9,10 @@
 #include "exit_codes.hpp"
 #include "format.hpp"
 #include "plan.hpp"
+#include "sweep_command.hpp"
 
 #include <genesis/launch/launch.hpp>
+#include <genesis/launch/sweep.hpp>
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
@@ -26,7 +28,11 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include <cerrno>
+#include <system_error>
 
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -104,12 +110,14 @@ std::string help_footer(const std::string& config_dir) {
         "Exit codes:\n"
         "  0    every job finished ok and correct\n"
         "  1    a job failed: candidate_failed, timeout, or ok but incorrect\n"
-        "  2    usage or configuration error (nothing was launched)\n"
-        "  3    a job hit setup_failed or infra_error (or was rejected)\n"
+        "  2    usage or configuration error, or the E2B key was rejected (nothing was launched)\n"
+        "  3    a job hit setup_failed or infra_error (or was rejected), or E2B could not be reached\n"
         "  130  interrupted by SIGINT\n"
         "  143  interrupted by SIGTERM\n"
         "\n"
-        "Results go to <results_dir>/run_YYYYmmdd_HHMMSS_XXXX/<job_id>. See docs/cli.md.";
+        "Results go to <results_dir>/run_YYYYmmdd_HHMMSS_XXXX/<job_id>. See docs/cli.md.\n"
+        "\n"
+        "Leftover E2B sandboxes of a killed run: genesis_launch sweep --help";
     return text;
 }
 
@@ -144,16 +152,66 @@ void apply_results_dir(launch::loaded_config& cfg, const std::string& dir) {
     evo.get_object()["results_dir"] = dir;
 }
 
-// Files that must exist before anything is launched.
-std::optional<std::string> check_inputs(const launch::loaded_config& cfg, const cli::run_plan& plan) {
+// Why `path` cannot serve as an input file (nullopt: it can): missing, a folder,
+// not a regular file, or not readable.
+std::optional<std::string> input_problem(const fs::path& path) {
     std::error_code ec;
+    const auto status = fs::status(path, ec);
+    if (ec || !fs::exists(status)) return std::string("not found");
+    if (fs::is_directory(status)) return std::string("is a folder, not a file");
+    if (!fs::is_regular_file(status)) return std::string("is not a regular file");
+    if (::access(path.c_str(), R_OK) != 0) return "cannot be read: " + std::error_code(errno, std::generic_category()).message();
+    return std::nullopt;
+}
+
+// `name` as the local backend finds it: a path, or a command on PATH (the jobs' PATH).
+bool executable_found(const std::string& name, const std::string& path_env) {
+    auto executable = [](const fs::path& p) {
+        std::error_code ec;
+        return fs::is_regular_file(p, ec) && ::access(p.c_str(), X_OK) == 0;
+    };
+    if (name.find('/') != std::string::npos) return executable(name);
+    std::string_view rest = path_env;
+    while (true) {
+        const auto colon = rest.find(':');
+        const std::string_view dir = rest.substr(0, colon);
+        if (executable((dir.empty() ? fs::path(".") : fs::path(dir)) / name)) return true;
+        if (colon == std::string_view::npos) return false;
+        rest.remove_prefix(colon + 1);
+    }
+}
+
+// Files that must exist (and be readable) before anything is launched.
+std::optional<std::string> check_inputs(const launch::loaded_config& cfg, const cli::run_plan& plan) {
+    auto describe = [](const char* what, const fs::path& path, const std::string& problem, const std::string& key) {
+        return problem == "not found" ? std::string(what) + " not found: " + path.string() + " (" + key + ")"
+                                      : std::string(what) + " " + path.string() + " " + problem + " (" + key + ")";
+    };
     const fs::path& evaluator = cfg.launcher.eval_program_path;
-    if (!fs::is_regular_file(evaluator, ec))
-        return "evaluator not found: " + evaluator.string() + " (job_config.eval_program_path)";
+    if (auto problem = input_problem(evaluator))
+        return describe("evaluator", evaluator, *problem, "job_config.eval_program_path");
     for (const auto& job : plan.jobs) {
-        if (!fs::is_regular_file(job.program, ec))
-            return "program not found: " + job.program.string() +
-                   (plan.batch ? std::string(" (programs)") : std::string(" (evo_config.init_program_path)"));
+        if (auto problem = input_problem(job.program))
+            return describe("program", job.program, *problem,
+                            plan.batch ? "programs" : "evo_config.init_program_path");
+    }
+    if (cfg.launcher.type == launch::job_type::local) {
+        const auto& env = cfg.launcher.env_vars;
+        const char* inherited = std::getenv("PATH");
+        const std::string path_env = env.count("PATH") ? env.at("PATH") : inherited ? inherited : "";
+        const std::string& python = cfg.launcher.local.python;
+        if (cfg.launcher.local.conda_env) {
+            if (!executable_found("conda", path_env))
+                return std::string("job_config.conda_env is set but 'conda' was not found on PATH");
+        } else if (!executable_found(python, path_env)) {
+            return "python interpreter '" + python + "' not found" +
+                   (python.find('/') == std::string::npos ? " on PATH" : "") + " (job_config.python)";
+        }
+    }
+    if (cfg.launcher.type == launch::job_type::e2b) {
+        for (const auto& [sandbox_path, local] : cfg.launcher.e2b.additional_files)
+            if (auto problem = input_problem(local))
+                return describe("additional file", local, *problem, "job_config.additional_files." + sandbox_path);
     }
     return std::nullopt;
 }
@@ -217,6 +275,17 @@ int run(const cli_options& options) {
     cli::run_plan plan = cli::make_plan(cfg, cli::make_run_id(std::chrono::system_clock::now(), random_suffix()));
     if (auto problem = check_inputs(cfg, plan)) return usage_failure(*problem);
 
+    if (cfg.launcher.type == launch::job_type::e2b) {
+        // One request before any sandbox: a rejected key or an unreachable service
+        // stops the run here instead of failing every job.
+        launch::check_e2b_access(cfg.launcher, ec, diag);
+        if (ec == launch::errc::io_error) {
+            print_error(diag.to_string());
+            return cli::exit_code::infra_error;
+        }
+        if (ec) return usage_failure(ec, diag);
+    }
+
     boost::asio::io_context io;
     std::unique_ptr<launch::JobLauncher> launcher;
     try {
@@ -239,6 +308,11 @@ int run(const cli_options& options) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    // `genesis_launch sweep ...` is a command of its own (sweep_command.cpp).
+    if (argc > 1 && std::string_view(argv[1]) == "sweep") {
+        std::signal(SIGPIPE, SIG_IGN);
+        return cli::sweep_main(argc - 1, argv + 1);
+    }
     cli_options options;
     CLI::App app;
     configure(app, options);

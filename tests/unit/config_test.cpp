@@ -290,6 +290,15 @@ TEST_F(ConfigTest, AddForceAddAndDelete) {
     EXPECT_EQ(extra.tree.at("extra").at("note").as_string(), "hello");
 }
 
+TEST_F(ConfigTest, AnUnknownOneWordOverrideNamesTheConfigGroups) {
+    EXPECT_EQ(load_error({"flavour=spicy"}),
+              "command line override 'flavour=spicy': 'flavour' is neither a config group in configs (groups: "
+              "cluster, variant) nor a key of the config (use +flavour=... to add a key)");
+    EXPECT_THAT(load_error({"variants=demo"}), HasSubstr("; did you mean 'variant'?"));
+    // A key of the launcher's schema is not a group mistake.
+    EXPECT_EQ(load({"results_dir=out"}).tree.at("results_dir").as_string(), "out");
+}
+
 TEST_F(ConfigTest, SettingAMissingKeyIsAnError) {
     EXPECT_EQ(load_error({"task.markr=1"}),
               "command line override 'task.markr=1': key 'task.markr' is not in the config "

@@ -977,7 +977,25 @@ loaded_config load(const load_options& options) {
         if (choice.group == "cluster") result.cluster = *choice.option;
         if (choice.group == "variant") result.variant = *choice.option;
     }
-    for (const auto& spec : overrides) config::apply_override(tree, spec, schema_children);
+    for (const auto& spec : overrides) {
+        // `name=value` for a name that is neither a key nor a group: most likely a
+        // mistyped or missing config group; say so, with both kinds of suggestion.
+        if (spec.op == config::override_op::set && spec.path.size() == 1 && !tree.find(spec.key)) {
+            const auto known = schema_children({});
+            if (std::find(known.begin(), known.end(), spec.key) == known.end()) {
+                std::vector<std::string> group_names, names = tree.keys();
+                for (const auto& [group, files] : groups) group_names.push_back(group);
+                names.insert(names.end(), group_names.begin(), group_names.end());
+                std::string message = "command line override '" + spec.text + "': '" + spec.key +
+                                      "' is neither a config group in " + ctx.display(ctx.config_dir) + " (groups: " +
+                                      (group_names.empty() ? std::string("none") : join(group_names)) +
+                                      ") nor a key of the config (use +" + spec.key + "=... to add a key)";
+                if (auto match = config::closest_match(spec.key, names)) message += "; did you mean '" + *match + "'?";
+                throw config_failure(message);
+            }
+        }
+        config::apply_override(tree, spec, schema_children);
+    }
 
     // Stage 3.
     tree.erase("defaults");
