@@ -54,7 +54,7 @@ install_missing() {
 
 build() {
   echo "==> configuring ($build_type) in $build_dir"
-  cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="$build_type" >/dev/null
+  cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="$build_type" >/dev/null || return
   echo "==> building with $jobs jobs"
   cmake --build "$build_dir" -j "$jobs"
 }
@@ -66,28 +66,32 @@ sanitizer_build() {  # dir sanitizers [extra cmake args...]
   shift 2
   echo "==> configuring the $sanitizers build in $dir"
   CXX=clang++-14 cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
-    -DGENESIS_LAUNCH_SANITIZE="$sanitizers" "$@" >/dev/null
+    -DGENESIS_LAUNCH_SANITIZE="$sanitizers" "$@" >/dev/null || return
   echo "==> building with $jobs jobs"
   cmake --build "$dir" -j "$jobs"
 }
 
-export ASAN_SYMBOLIZER_PATH=${ASAN_SYMBOLIZER_PATH:-$(command -v llvm-symbolizer-14 || command -v llvm-symbolizer || true)}
+if [ -z "${ASAN_SYMBOLIZER_PATH:-}" ] && command -v llvm-symbolizer-14 >/dev/null 2>&1; then
+  export ASAN_SYMBOLIZER_PATH=$(command -v llvm-symbolizer-14)
+fi
+
+# (The test functions run under `||`, where `set -e` does not apply: hence `|| return`.)
 
 test_normal() {
-  build
+  build || return
   echo "==> running the tests"
   ctest --test-dir "$build_dir" --output-on-failure -j "$jobs"
 }
 
 test_asan() {
   sanitizer_build "$asan_build_dir" address,undefined -DGENESIS_LAUNCH_FUZZ=ON \
-    -DGENESIS_LAUNCH_FUZZ_SECONDS="$fuzz_seconds"
+    -DGENESIS_LAUNCH_FUZZ_SECONDS="$fuzz_seconds" || return
   echo "==> running the tests under ASan+UBSan, fuzzing each target for ${fuzz_seconds}s"
   ctest --test-dir "$asan_build_dir" --output-on-failure -j "$jobs"
 }
 
 test_tsan() {
-  sanitizer_build "$tsan_build_dir" thread
+  sanitizer_build "$tsan_build_dir" thread || return
   echo "==> running the tests under ThreadSanitizer"
   ctest --test-dir "$tsan_build_dir" --output-on-failure -j "$jobs"
 }
