@@ -3,16 +3,24 @@
 # bundled example or the test suite.
 #
 #   ./bootstrap.sh example   # install deps, build, evaluate examples/circle_packing locally
-#   ./bootstrap.sh test      # install deps, build, run every test
+#   ./bootstrap.sh test      # install deps, build, run every test, then again under
+#                            # ASan+UBSan (Clang 14) with bounded libFuzzer runs
+#
+# More (docs/testing.md): `test-normal` (the normal build's tests only),
+# `test-asan` (the ASan+UBSan+fuzz build's tests only), `test-tsan` (ThreadSanitizer).
 #
 # Environment: BUILD_DIR (default: build), BUILD_TYPE (default: RelWithDebInfo),
-# JOBS (default: number of cores).
+# ASAN_BUILD_DIR (default: build-asan), TSAN_BUILD_DIR (default: build-tsan),
+# FUZZ_SECONDS (default: 15, per fuzz target), JOBS (default: number of cores).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$here"
 build_dir=${BUILD_DIR:-build}
 build_type=${BUILD_TYPE:-RelWithDebInfo}
+asan_build_dir=${ASAN_BUILD_DIR:-build-asan}
+tsan_build_dir=${TSAN_BUILD_DIR:-build-tsan}
+fuzz_seconds=${FUZZ_SECONDS:-15}
 jobs=${JOBS:-$(nproc)}
 
 # Debian 12 packages the build, the example and the tests need.
@@ -22,6 +30,9 @@ packages=(
   libyaml-cpp-dev libssl-dev libcli11-dev libgtest-dev libgmock-dev
   python3 python3-numpy
   bubblewrap openssl ca-certificates
+  # Sanitizer and fuzz builds: Clang 14 with its ASan/UBSan/TSan/libFuzzer
+  # runtimes, and llvm-symbolizer for readable stack traces.
+  clang-14 libclang-rt-14-dev llvm-14
 )
 # The E2B conformance tests run the official JS SDK: Node.js and npm, unless
 # the machine already has them (any recent Node.js will do).
@@ -43,9 +54,54 @@ install_missing() {
 
 build() {
   echo "==> configuring ($build_type) in $build_dir"
-  cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="$build_type" >/dev/null
+  cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="$build_type" >/dev/null || return
   echo "==> building with $jobs jobs"
   cmake --build "$build_dir" -j "$jobs"
+}
+
+# Sanitizer builds use Clang 14 against libstdc++, at -O1 (fast enough to run
+# the suite, with usable stack traces).
+sanitizer_build() {  # dir sanitizers [extra cmake args...]
+  local dir=$1 sanitizers=$2
+  shift 2
+  echo "==> configuring the $sanitizers build in $dir"
+  CXX=clang++-14 cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
+    -DGENESIS_LAUNCH_SANITIZE="$sanitizers" "$@" >/dev/null || return
+  echo "==> building with $jobs jobs"
+  cmake --build "$dir" -j "$jobs"
+}
+
+if [ -z "${ASAN_SYMBOLIZER_PATH:-}" ] && command -v llvm-symbolizer-14 >/dev/null 2>&1; then
+  export ASAN_SYMBOLIZER_PATH=$(command -v llvm-symbolizer-14)
+fi
+
+# (The test functions run under `||`, where `set -e` does not apply: hence `|| return`.)
+
+test_normal() {
+  build || return
+  echo "==> running the tests"
+  ctest --test-dir "$build_dir" --output-on-failure -j "$jobs"
+}
+
+test_asan() {
+  sanitizer_build "$asan_build_dir" address,undefined -DGENESIS_LAUNCH_FUZZ=ON \
+    -DGENESIS_LAUNCH_FUZZ_SECONDS="$fuzz_seconds" || return
+  echo "==> running the tests under ASan+UBSan, fuzzing each target for ${fuzz_seconds}s"
+  ctest --test-dir "$asan_build_dir" --output-on-failure -j "$jobs"
+}
+
+test_tsan() {
+  sanitizer_build "$tsan_build_dir" thread || return
+  echo "==> running the tests under ThreadSanitizer"
+  ctest --test-dir "$tsan_build_dir" --output-on-failure -j "$jobs"
+}
+
+timed() {  # label command...
+  local label=$1 start=$SECONDS rc=0
+  shift
+  "$@" || rc=$?
+  echo "==> $label: $((SECONDS - start)) s, $([ $rc -eq 0 ] && echo passed || echo "FAILED ($rc)")"
+  return $rc
 }
 
 case "${1:-}" in
@@ -57,12 +113,17 @@ case "${1:-}" in
     ;;
   test)
     install_missing
-    build
-    echo "==> running the tests"
-    exec ctest --test-dir "$build_dir" --output-on-failure -j "$jobs"
+    # Both parts run even when the first fails, so one run reports everything.
+    rc=0
+    timed "normal build and tests" test_normal || rc=1
+    timed "ASan+UBSan build, tests and fuzzing" test_asan || rc=1
+    exit $rc
     ;;
+  test-normal) install_missing; timed "normal build and tests" test_normal ;;
+  test-asan) install_missing; timed "ASan+UBSan build, tests and fuzzing" test_asan ;;
+  test-tsan) install_missing; timed "TSan build and tests" test_tsan ;;
   *)
-    echo "usage: $0 example|test" >&2
+    echo "usage: $0 example|test|test-normal|test-asan|test-tsan" >&2
     exit 2
     ;;
 esac

@@ -225,7 +225,7 @@ protected:
     std::unique_ptr<http::client> admin_;
     std::unique_ptr<e2b::api> api_;
     std::vector<std::chrono::milliseconds> delays_;
-    const std::map<std::string, std::string> no_filter_;  // GCC 12: no braced temporaries into coroutines
+    const std::map<std::string, std::string> no_filter_{};  // GCC 12: no braced temporaries into coroutines
 };
 
 // The lifecycle over plain HTTP and over HTTPS with a private CA.

@@ -327,6 +327,19 @@ TEST_F(ConfigTest, BadOverrideSyntax) {
     EXPECT_THAT(load_error({"cluster=../etc"}), HasSubstr("invalid cluster name"));
 }
 
+TEST_F(ConfigTest, OverrideKeysHaveAtMost32Segments) {
+    auto key = [](int segments) {
+        std::string k = "+a";
+        for (int i = 1; i < segments; ++i) k += ".b";
+        return k + "=1";
+    };
+    EXPECT_THAT(load_error({key(33)}), HasSubstr("key has more than 32 segments"));
+    // Thousands of segments once overflowed the stack; now the same one-line error.
+    EXPECT_THAT(load_error({key(20000)}), HasSubstr("key has more than 32 segments"));
+    // 32 are fine: this one fails later, for the missing key.
+    EXPECT_THAT(load_error({key(32).substr(1)}), HasSubstr("is not in the config"));
+}
+
 // ---- interpolation ------------------------------------------------------------------
 
 TEST_F(ConfigTest, Interpolation) {

@@ -18,11 +18,17 @@ bool valid_key_char(char c) {
            c == '/';
 }
 
+// Far deeper than any launcher config; bounds the recursion over the tree an
+// override can build (a key of thousands of segments overflowed the stack).
+constexpr std::size_t max_key_segments = 32;
+
 std::vector<std::string> split_key(std::string_view text, std::string_view key) {
     if (key.empty()) fail(text, "empty key");
     std::vector<std::string> path;
     std::size_t start = 0;
     while (true) {
+        if (path.size() == max_key_segments)
+            fail(text, "key has more than " + std::to_string(max_key_segments) + " segments");
         const std::size_t dot = key.find('.', start);
         const std::string_view segment = key.substr(start, dot == std::string_view::npos ? dot : dot - start);
         if (segment.empty() || !std::all_of(segment.begin(), segment.end(), valid_key_char))
