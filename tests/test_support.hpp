@@ -55,6 +55,13 @@ inline void write_file(const std::filesystem::path& p, const std::string& text) 
     out << text;
 }
 
+// `s` as a single-quoted YAML scalar (quotes doubled).
+inline std::string yaml_quote(const std::string& s) {
+    std::string out = "'";
+    for (char c : s) out += c == '\'' ? std::string("''") : std::string(1, c);
+    return out + "'";
+}
+
 // True while `pid` exists and is not a zombie.
 inline bool process_running(pid_t pid) {
     std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");

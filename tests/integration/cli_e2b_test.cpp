@@ -34,6 +34,7 @@ using genesis_test::eventually;
 using genesis_test::read_file;
 using genesis_test::temp_dir;
 using genesis_test::write_file;
+using genesis_test::yaml_quote;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -56,12 +57,6 @@ with open(os.path.join(a.results_dir, "correct.json"), "w") as f:
     json.dump({"correct": True, "error": None}, f)
 print("done")
 )PY";
-
-std::string yaml_quote(const std::string& s) {
-    std::string out = "'";
-    for (char c : s) out += c == '\'' ? std::string("''") : std::string(1, c);
-    return out + "'";
-}
 
 std::vector<json::object> json_lines(const std::string& text) {
     std::vector<json::object> out;

@@ -38,6 +38,7 @@ using genesis_test::eventually;
 using genesis_test::read_file;
 using genesis_test::temp_dir;
 using genesis_test::write_file;
+using genesis_test::yaml_quote;
 
 // ---------------------------------------------------------------------------
 // Running the binary
@@ -72,12 +73,6 @@ bool contains(const std::string& haystack, const std::string& needle) {
 }
 
 // Single-quoted YAML scalar.
-std::string yaml_quote(const std::string& s) {
-    std::string out = "'";
-    for (char c : s) out += c == '\'' ? std::string("''") : std::string(1, c);
-    return out + "'";
-}
-
 std::string python() { return GENESIS_TEST_PYTHON; }
 
 // Every process whose command line mentions `text` (not zombies).

@@ -38,12 +38,7 @@ using genesis_test::env_list;
 using genesis_test::read_file;
 using genesis_test::temp_dir;
 using genesis_test::write_file;
-
-std::string yaml_quote(const std::string& s) {
-    std::string out = "'";
-    for (char c : s) out += c == '\'' ? std::string("''") : std::string(1, c);
-    return out + "'";
-}
+using genesis_test::yaml_quote;
 
 emu::fault_rule fault(std::string endpoint, std::string kind, int status = 500, int count = 1, int skip = 0) {
     emu::fault_rule r;

@@ -165,17 +165,6 @@ std::string random_hex(std::size_t digits) {
     return out;
 }
 
-e2b::api_settings make_api_settings(const launcher_config& cfg) {
-    e2b::api_settings s;
-    s.api_key = cfg.e2b.api_key;
-    s.domain = cfg.e2b.domain;
-    s.api_url = cfg.e2b.api_url;
-    s.sandbox_url = cfg.e2b.sandbox_url;
-    s.tls.verify_peer = cfg.e2b.tls_verify;
-    s.tls.ca_file = cfg.e2b.ca_file;
-    s.retry.max_attempts = std::max(1, cfg.e2b.max_retries);
-    return s;
-}
 
 // Go's names of signals ("signal: killed") -> numbers.
 std::optional<int> signal_from_status(std::string_view status) {
@@ -1179,6 +1168,18 @@ private:
 
 std::unique_ptr<backend> make_e2b_backend(strand_type strand, const launcher_config& cfg, const logger& log) {
     return std::make_unique<e2b_backend>(std::move(strand), cfg, log);
+}
+
+e2b::api_settings make_api_settings(const launcher_config& cfg) {
+    e2b::api_settings s;
+    s.api_key = cfg.e2b.api_key;
+    s.domain = cfg.e2b.domain;
+    s.api_url = cfg.e2b.api_url;
+    s.sandbox_url = cfg.e2b.sandbox_url;
+    s.tls.verify_peer = cfg.e2b.tls_verify;
+    s.tls.ca_file = cfg.e2b.ca_file;
+    s.retry.max_attempts = std::max(1, cfg.e2b.max_retries);
+    return s;
 }
 
 std::optional<std::string> check_e2b_config(const launcher_config& cfg) {

@@ -5,6 +5,7 @@
 // interface.
 #pragma once
 
+#include "e2b/e2b_api.hpp"
 #include "launcher_core.hpp"
 
 #include <chrono>
@@ -22,6 +23,10 @@ std::unique_ptr<backend> make_e2b_backend(strand_type strand, const launcher_con
 // checked separately): endpoints that parse, a usable CA file, sane numbers.
 // One line saying what is wrong, or nullopt. Never mentions the key.
 std::optional<std::string> check_e2b_config(const launcher_config& cfg);
+
+// The API client's settings for `cfg.e2b` (key, endpoints, TLS, retry budget);
+// shared by the backend and the sweep.
+e2b::api_settings make_api_settings(const launcher_config& cfg);
 
 namespace e2b_support {
 

@@ -23,18 +23,6 @@ namespace e2b = detail::e2b;
 constexpr const char* run_key = "genesis_run";
 constexpr const char* job_key = "genesis_job";
 
-e2b::api_settings settings_from(const launcher_config& cfg) {
-    e2b::api_settings s;
-    s.api_key = cfg.e2b.api_key;
-    s.domain = cfg.e2b.domain;
-    s.api_url = cfg.e2b.api_url;
-    s.sandbox_url = cfg.e2b.sandbox_url;
-    s.tls.verify_peer = cfg.e2b.tls_verify;
-    s.tls.ca_file = cfg.e2b.ca_file;
-    s.retry.max_attempts = std::max(1, cfg.e2b.max_retries);
-    return s;
-}
-
 std::string value_of(const std::map<std::string, std::string>& m, const char* key) {
     auto it = m.find(key);
     return it == m.end() ? std::string() : it->second;
@@ -104,7 +92,7 @@ std::optional<T> with_api(const launcher_config& cfg, boost::system::error_code&
     asio::io_context io;
     std::optional<e2b::api> api;
     try {
-        api.emplace(io.get_executor(), settings_from(cfg));
+        api.emplace(io.get_executor(), detail::make_api_settings(cfg));
     } catch (const std::exception& e) {  // the message never holds the key
         ec = make_error_code(errc::config_error);
         diag.client_message = e.what();
