@@ -65,8 +65,13 @@ sanitizer_build() {  # dir sanitizers [extra cmake args...]
   local dir=$1 sanitizers=$2
   shift 2
   echo "==> configuring the $sanitizers build in $dir"
-  CXX=clang++-14 cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
-    -DGENESIS_LAUNCH_SANITIZE="$sanitizers" "$@" >/dev/null || return
+  # A folder configured earlier with another compiler starts afresh.
+  if [ -f "$dir/CMakeCache.txt" ] && ! grep -q '^CMAKE_CXX_COMPILER:FILEPATH=.*clang++-14$' "$dir/CMakeCache.txt"; then
+    echo "==> $dir was configured with another compiler: configuring it afresh"
+    rm -rf "$dir/CMakeCache.txt" "$dir/CMakeFiles"
+  fi
+  cmake -S . -B "$dir" -G Ninja -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=Debug \
+    -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" -DGENESIS_LAUNCH_SANITIZE="$sanitizers" "$@" >/dev/null || return
   echo "==> building with $jobs jobs"
   cmake --build "$dir" -j "$jobs"
 }

@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <fstream>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <random>
 
@@ -37,6 +38,17 @@ using namespace std::chrono_literals;
 using ::testing::HasSubstr;
 
 namespace {
+
+// Ready once the job prints `line` on stdout (installs spec.on_stdout).
+std::future<void> when_printed(gl::job_spec& spec, std::string line) {
+    auto seen = std::make_shared<std::promise<void>>();
+    auto once = std::make_shared<std::once_flag>();
+    auto ready = seen->get_future();
+    spec.on_stdout = [seen, once, line = std::move(line)](std::string_view printed) {
+        if (printed == line) std::call_once(*once, [&] { seen->set_value(); });
+    };
+    return ready;
+}
 
 class LocalLauncher : public ::testing::Test {
 protected:
@@ -201,12 +213,7 @@ TEST_F(LocalLauncher, LeftoverGrandchildIsKilledAfterANormalExit) {
 TEST_F(LocalLauncher, CancelRunningJob) {
     auto& l = make();
     auto spec = job("sleep.py", "to-cancel");
-    std::promise<void> started;
-    auto started_f = started.get_future();
-    std::once_flag once;
-    spec.on_stdout = [&](std::string_view line) {
-        if (line == "started") std::call_once(once, [&] { started.set_value(); });
-    };
+    auto started_f = when_printed(spec, "started");
     auto h = l.submit(std::move(spec));
     ASSERT_EQ(started_f.wait_for(30s), std::future_status::ready);
     h.cancel();
@@ -352,14 +359,10 @@ TEST_F(LocalLauncher, InvalidJobIsRejectedWithAnErrorCode) {
 
 TEST_F(LocalLauncher, ShutdownCancelsEverythingAndRefusesNewJobs) {
     auto& l = make();
-    std::promise<void> started;
-    std::once_flag once;
     auto spec = job("grandchild.py");
-    spec.on_stdout = [&](std::string_view line) {
-        if (line == "spawned") std::call_once(once, [&] { started.set_value(); });
-    };
+    auto spawned = when_printed(spec, "spawned");
     auto h = l.submit(std::move(spec));
-    ASSERT_EQ(started.get_future().wait_for(30s), std::future_status::ready);
+    ASSERT_EQ(spawned.wait_for(30s), std::future_status::ready);
     l.shutdown();
     // shutdown() returned: the job is over and reported.
     ASSERT_EQ(h.result.wait_for(0s), std::future_status::ready);
@@ -809,12 +812,7 @@ TEST_F(LocalIsolation, AStopSendsSigtermToTheEvaluatorItself) {
     cfg.kill_grace = 20s;  // SIGKILL would come far later than the handler's exit
     auto& l = make();
     auto spec = job("term_trap.py");
-    std::promise<void> started;
-    auto started_f = started.get_future();
-    std::once_flag once;
-    spec.on_stdout = [&](std::string_view line) {
-        if (line == "started") std::call_once(once, [&] { started.set_value(); });
-    };
+    auto started_f = when_printed(spec, "started");
     auto h = l.submit(std::move(spec));
     ASSERT_EQ(started_f.wait_for(30s), std::future_status::ready);
     h.cancel();
