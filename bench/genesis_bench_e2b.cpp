@@ -223,8 +223,11 @@ int main(int argc, char** argv) {
                 gl::job_spec job;
                 job.program_path = dir / "main.py";
                 launcher->async_submit(std::move(job), [&](boost::system::error_code ec, gl::job_result r) {
-                    if (ec || r.result != gl::outcome::ok) {
-                        if (failed++ < 3) std::cerr << "job failed: " << r.diagnostic << "\n";
+                    // Every job must end ok with the emulator's fixed results read back.
+                    if (ec || r.result != gl::outcome::ok || !r.correct || r.combined_score != 1.0) {
+                        if (failed++ < 3)
+                            std::cerr << "job " << r.job_id << " failed: " << gl::to_string(r.result) << " "
+                                      << (ec ? ec.message() : r.diagnostic) << "\n";
                     }
                     if (++done == o.jobs) {
                         t1 = std::chrono::steady_clock::now();
