@@ -177,10 +177,14 @@ json::object fetch_stats(unsigned short port, bool tls) {
 
 double seconds(const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; }
 
-double cpu_now() {
+struct cpu_time {
+    double user = 0, sys = 0;
+};
+
+cpu_time cpu_now() {
     rusage ru{};
     ::getrusage(RUSAGE_SELF, &ru);
-    return seconds(ru.ru_utime) + seconds(ru.ru_stime);
+    return {seconds(ru.ru_utime), seconds(ru.ru_stime)};
 }
 
 }  // namespace
@@ -214,7 +218,7 @@ int main(int argc, char** argv) {
         const auto before = fetch_stats(port, o.tls);
         asio::io_context io;
         auto launcher = gl::make_launcher(cfg, io.get_executor());
-        const double cpu0 = cpu_now();
+        const cpu_time cpu0 = cpu_now();
         const auto t0 = std::chrono::steady_clock::now();
         std::chrono::steady_clock::time_point t1;
         int done = 0;
@@ -237,7 +241,7 @@ int main(int argc, char** argv) {
             }
         });
         io.run();
-        const double cpu1 = cpu_now();
+        const cpu_time cpu1 = cpu_now();
         launcher.reset();
         const auto after = fetch_stats(port, o.tls);
 
@@ -254,7 +258,8 @@ int main(int argc, char** argv) {
         std::printf("  ideal                   %.3f s\n", ideal);
         if (ideal > 0) std::printf("  wall / ideal            %.3f\n", wall / ideal);
         else std::printf("  wall / ideal            n/a (latency 0)\n");
-        std::printf("  client CPU / lifecycle  %.3f ms\n", (cpu1 - cpu0) * 1000.0 / n);
+        const double user = (cpu1.user - cpu0.user) * 1000.0 / n, sys = (cpu1.sys - cpu0.sys) * 1000.0 / n;
+        std::printf("  client CPU / lifecycle  %.3f ms (user %.3f, system %.3f)\n", user + sys, user, sys);
         std::printf("  client peak RSS         %.1f MiB\n", ru.ru_maxrss / 1024.0);
         std::printf("  requests / lifecycle    %.2f\n",
                     delta(before.at("requests").at("total"), after.at("requests").at("total")) / n);
