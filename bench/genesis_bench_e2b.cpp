@@ -20,6 +20,7 @@
 #include <boost/json.hpp>
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -119,6 +120,7 @@ struct emulator_process {
         pid = ::fork();
         if (pid < 0) die("fork failed");
         if (pid == 0) {
+            ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // never outlives the benchmark, however it ends
             ::dup2(fds[1], 1);
             ::close(fds[0]);
             ::close(fds[1]);
