@@ -33,12 +33,14 @@ constexpr std::string_view usage =
     "  --config FILE      YAML settings (templates, latency, faults, limits)\n"
     "  --api-key KEY      the accepted API key, e2b_<hex> (default: generated)\n"
     "  --state-dir DIR    where sandbox folders live (default: a new temporary folder)\n"
+    "  --bench            benchmark mode: instant commands, uploads discarded, fixed downloads\n"
     "  --verbose          log one line per request on stderr\n"
     "  --help             this text\n";
 
 struct command_line {
     std::optional<std::string> host, port, tls_cert, tls_key, config, api_key, state_dir;
     bool verbose = false;
+    bool bench = false;
     bool help = false;
 };
 
@@ -48,6 +50,10 @@ std::string parse(int argc, char** argv, command_line& cl) {
         std::string_view arg = argv[i];
         if (arg == "--verbose") {
             cl.verbose = true;
+            continue;
+        }
+        if (arg == "--bench") {
+            cl.bench = true;
             continue;
         }
         if (arg == "--help" || arg == "-h") {
@@ -94,6 +100,7 @@ std::string apply(const command_line& cl, emu::emulator_options& o) {
     if (cl.tls_key) o.tls_key = *cl.tls_key;
     if (cl.api_key) o.api_key = *cl.api_key;
     if (cl.state_dir) o.state_dir = *cl.state_dir;
+    if (cl.bench) o.bench = true;
     if (o.tls_cert.empty() != o.tls_key.empty()) return "--tls-cert and --tls-key go together";
     return {};
 }

@@ -9,6 +9,7 @@
 #include "emulator.hpp"
 #include "envd.hpp"
 #include "sandbox_runtime.hpp"
+#include "emulator_fixture.hpp"
 #include "test_support.hpp"
 
 #include "../../library/src/e2b/connect_codec.hpp"
@@ -20,6 +21,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
@@ -1103,6 +1105,139 @@ TEST_F(EmulatorEnvd, StoppingTheEmulatorKillsEverything) {
     ASSERT_TRUE(genesis_test::eventually([&] { return !host_processes_with(marker).empty(); }, 10s));
     TearDown();
     EXPECT_TRUE(genesis_test::eventually([&] { return host_processes_with(marker).empty(); }, 10s));
+}
+
+// ---- bench mode -----------------------------------------------------------------------
+
+// The emulator as the benchmark's instant server: nothing spawned, nothing written.
+class EmulatorBench : public EmulatorEnvd {
+protected:
+    void SetUp() override { start(bench_options()); }  // no bubblewrap needed
+
+    static emu::emulator_options bench_options() {
+        emu::emulator_options o;
+        o.bench = true;
+        return o;
+    }
+    json::object stats() {
+        return on_io([&] { return emulator_->stats(); });
+    }
+};
+
+TEST_F(EmulatorBench, StartAnswersExitZeroAtOnceWithoutRunningTheCommand) {
+    auto sb = create();
+    // A command that would fail, in a folder that does not exist: nothing runs.
+    auto r = bash(sb, "touch ran; exit 3", {}, "/home/user/no/such/folder");
+    EXPECT_EQ(r.http_status, 200);
+    EXPECT_TRUE(r.start_first);
+    ASSERT_TRUE(r.pid);
+    EXPECT_EQ(r.out, "bench\n");
+    EXPECT_EQ(r.err, "");
+    EXPECT_EQ(r.events, 3);  // start, one stdout chunk, end
+    ASSERT_TRUE(r.end);
+    EXPECT_EQ(json::serialize(*r.end), R"({"exited":true,"status":"exit status 0"})");
+    ASSERT_TRUE(r.tail);
+    EXPECT_FALSE(r.tail->error);
+    EXPECT_FALSE(fs::exists(host_home(sb) / "ran"));
+    // No process is left behind in envd's table.
+    auto listed = unary(sb, "process.Process/List", json::object{});
+    EXPECT_EQ(listed.status(), 200) << listed.res.body();
+    EXPECT_TRUE(listed.json_body().at("processes").as_array().empty()) << listed.res.body();
+    // Malformed requests are still refused.
+    json::object no_cmd;
+    no_cmd["process"] = json::object{};
+    EXPECT_EQ(run(sb, no_cmd).error_code(), "invalid_argument");
+}
+
+TEST_F(EmulatorBench, UploadsAreDiscardedAndResultFilesHaveFixedContent) {
+    auto sb = create();
+    auto up = envd(sb, http::verb::post, "/files", multipart("b0undary", {{"main.py", "x = 1\n"}, {"evaluate.py", "y\n"}}),
+                   {{"Content-Type", "multipart/form-data; boundary=b0undary"}});
+    ASSERT_EQ(up.status(), 200) << up.res.body();
+    EXPECT_EQ(up.res.body(), R"([{"path":"/home/user/main.py","name":"main.py","type":"file"},)"
+                             R"({"path":"/home/user/evaluate.py","name":"evaluate.py","type":"file"}])");
+    EXPECT_FALSE(fs::exists(host_home(sb) / "main.py"));
+    EXPECT_FALSE(fs::exists(host_home(sb) / "evaluate.py"));
+
+    // The results folder lists metrics.json and correct.json, whatever ran.
+    json::object ls;
+    ls["path"] = "results";
+    auto listing = unary(sb, "filesystem.Filesystem/ListDir", ls);
+    ASSERT_EQ(listing.status(), 200) << listing.res.body();
+    EXPECT_EQ(entry_paths(listing),
+              (std::vector<std::string>{"/home/user/results/metrics.json", "/home/user/results/correct.json"}));
+    const auto listed = listing.json_body();
+    for (const auto& e : listed.at("entries").as_array())
+        EXPECT_EQ(e.at("type").as_string(), "FILE_TYPE_FILE");
+
+    auto metrics = download(sb, "/home/user/results/metrics.json");
+    ASSERT_EQ(metrics.status(), 200);
+    EXPECT_DOUBLE_EQ(metrics.json_body().at("combined_score").to_number<double>(), 1.0);
+    auto correct = download(sb, "results/correct.json");
+    ASSERT_EQ(correct.status(), 200);
+    EXPECT_TRUE(correct.json_body().at("correct").as_bool());
+    EXPECT_TRUE(correct.json_body().at("error").is_null());
+    // Any other path: a short fixed text, uploaded or not.
+    EXPECT_EQ(download(sb, "main.py").res.body(), "bench\n");
+    EXPECT_EQ(download(sb, "/etc/anything").res.body(), "bench\n");
+}
+
+TEST_F(EmulatorBench, StatsCountRequestsSandboxesAndCpu) {
+    const auto before = stats();
+    EXPECT_TRUE(before.at("bench").as_bool());
+    EXPECT_EQ(before.at("requests").at("total").to_number<int>(), 0);
+    auto sb = create();
+    EXPECT_EQ(upload_raw(sb, "a", "1").status(), 200);
+    EXPECT_EQ(bash(sb, "true").http_status, 200);
+    EXPECT_EQ(download(sb, "results/metrics.json").status(), 200);
+    auto killed = exchange(port_, make_request(http::verb::delete_, "/sandboxes/" + sb.id, {},
+                                               {{"X-API-Key", emulator_->api_key()}}));
+    EXPECT_EQ(killed.status(), 204) << killed.res.body();
+
+    const auto after = stats();
+    EXPECT_EQ(after.at("requests").at("total").to_number<int>(), 5);
+    EXPECT_EQ(after.at("created").to_number<int>(), 1);
+    EXPECT_EQ(after.at("killed").to_number<int>(), 1);
+    EXPECT_EQ(after.at("live").to_number<int>(), 0);
+    EXPECT_EQ(after.at("connections_accepted").to_number<int>(), 5);  // one per exchange() here
+    EXPECT_EQ(after.at("tls_handshakes").to_number<int>(), 0);        // plain HTTP
+    const auto& cpu = after.at("cpu_seconds").as_object();
+    EXPECT_GT(cpu.at("total").to_number<double>(), 0.0);
+    EXPECT_DOUBLE_EQ(cpu.at("total").to_number<double>(),
+                     cpu.at("user").to_number<double>() + cpu.at("system").to_number<double>());
+    EXPECT_GE(cpu.at("total").to_number<double>(), before.at("cpu_seconds").at("total").to_number<double>());
+}
+
+TEST_F(EmulatorBench, StatsCountCompletedTlsHandshakes) {
+    if (!genesis_test::openssl_available()) GTEST_SKIP() << "no openssl CLI";
+    genesis_test::temp_dir pki;
+    ASSERT_TRUE(genesis_test::make_test_pki(pki.path()));
+    auto options = bench_options();
+    options.tls_cert = pki.path() / "server.crt";
+    options.tls_key = pki.path() / "server.key";
+    restart(options);
+
+    auto handshake = [&](bool trusting) {
+        asio::io_context io;
+        asio::ssl::context ctx(asio::ssl::context::tls_client);
+        if (trusting) ctx.load_verify_file((pki.path() / "ca.crt").string());
+        ctx.set_verify_mode(asio::ssl::verify_peer);
+        beast::ssl_stream<beast::tcp_stream> stream(io, ctx);
+        beast::get_lowest_layer(stream).expires_after(io_limit);
+        beast::get_lowest_layer(stream).connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_));
+        error_code ec;
+        stream.handshake(asio::ssl::stream_base::client, ec);
+        return !ec;
+    };
+    EXPECT_TRUE(handshake(true));
+    EXPECT_TRUE(handshake(true));
+    EXPECT_FALSE(handshake(false));  // refused by the client: not completed
+    // Every session over (the server side of each handshake finished, one way or the other).
+    EXPECT_TRUE(genesis_test::eventually([&] {
+        auto s = stats();
+        return s.at("connections_accepted").to_number<int>() == 3 && s.at("open_connections").to_number<int>() == 0;
+    }));
+    EXPECT_EQ(stats().at("tls_handshakes").to_number<int>(), 2);
 }
 
 }  // namespace

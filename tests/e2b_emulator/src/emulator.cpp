@@ -10,6 +10,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -502,6 +503,22 @@ json::array fault_log_json(const emulator_state& st) {
     return out;
 }
 
+namespace {
+
+// This process's CPU time so far (getrusage RUSAGE_SELF): {"user","system","total"} in seconds.
+json::object cpu_seconds() {
+    struct rusage ru {};
+    ::getrusage(RUSAGE_SELF, &ru);
+    auto secs = [](const struct timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+    json::object o;
+    o["user"] = secs(ru.ru_utime);
+    o["system"] = secs(ru.ru_stime);
+    o["total"] = secs(ru.ru_utime) + secs(ru.ru_stime);
+    return o;
+}
+
+}  // namespace
+
 json::object make_stats(const emulator_state& st) {
     json::array ids;
     for (const auto& sb : st.sandboxes.list()) ids.push_back(json::string(sb->id));
@@ -523,7 +540,11 @@ json::object make_stats(const emulator_state& st) {
                                   {"faults_injected", st.requests.faults_injected}}},
         {"faults_injected", st.requests.faults_injected},
         {"faults_by_kind", std::move(by_kind)},
-        {"open_connections", st.open_connections ? st.open_connections() : 0}};
+        {"open_connections", st.open_connections ? st.open_connections() : 0},
+        {"connections_accepted", st.server ? st.server->connections_accepted() : 0},
+        {"tls_handshakes", st.server ? st.server->tls_handshakes() : 0},
+        {"bench", st.options.bench},
+        {"cpu_seconds", cpu_seconds()}};
 }
 
 // ---- emulator ------------------------------------------------------------------
@@ -613,6 +634,7 @@ bool emulator::start(std::string& error) {
         return false;
     }
     state_->open_connections = [server = server_.get()] { return server->open_connections(); };
+    state_->server = server_.get();
     started_ = true;
     return true;
 }
@@ -625,6 +647,7 @@ void emulator::stop() {
     state_->vanish_timers.clear();
     state_->sandboxes.destroy_all();  // envd's hook kills every sandbox's processes
     state_->open_connections = nullptr;
+    state_->server = nullptr;
     if (own_state_dir_) {
         std::error_code ignored;
         std::filesystem::remove_all(state_dir_, ignored);

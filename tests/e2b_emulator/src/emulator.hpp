@@ -87,6 +87,7 @@ struct emulator_state {
 
     // Optional hooks, set by the emulator / the program.
     std::function<std::size_t()> open_connections;         // for stats
+    const http_server* server = nullptr;                   // for stats, while started
     std::function<void(const std::string&)> request_log;  // one line per request (--verbose)
 
     emulator_state(asio::any_io_executor e, emulator_options o, std::filesystem::path state_dir);

@@ -39,14 +39,15 @@ struct session_base {
 template <class Stream>
 class session final : public session_base, public response_writer {
 public:
-    session(Stream stream, std::size_t body_limit, request_handler& handler)
-        : stream_(std::move(stream)), body_limit_(body_limit), handler_(handler) {}
+    session(Stream stream, std::size_t body_limit, request_handler& handler, std::uint64_t& handshakes)
+        : stream_(std::move(stream)), body_limit_(body_limit), handler_(handler), handshakes_(handshakes) {}
 
     asio::awaitable<void> run() {
         if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
             lowest().expires_after(std::chrono::seconds(30));
             auto [ec] = co_await stream_.async_handshake(asio::ssl::stream_base::server, use_tuple);
             if (ec) co_return;
+            ++handshakes_;
         }
         for (;;) {
             lowest().expires_never();
@@ -143,6 +144,7 @@ private:
     Stream stream_;
     std::size_t body_limit_;
     request_handler& handler_;
+    std::uint64_t& handshakes_;
     beast::flat_buffer buffer_;
     http::response<http::empty_body> head_;
     bool keep_alive_ = true;
@@ -164,11 +166,14 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     tcp::acceptor acceptor;
     std::map<std::uint64_t, std::shared_ptr<session_base>> sessions;
     std::uint64_t next_id = 0;
+    std::uint64_t connections_accepted = 0;
+    std::uint64_t tls_handshakes = 0;  // completed (sessions hold a reference; they keep `impl` alive)
     bool stopped = false;
 
     template <class Stream>
     void launch(Stream stream) {
-        auto s = std::make_shared<session<Stream>>(std::move(stream), options.body_limit, handler);
+        ++connections_accepted;
+        auto s = std::make_shared<session<Stream>>(std::move(stream), options.body_limit, handler, tls_handshakes);
         auto id = next_id++;
         sessions.emplace(id, s);
         asio::co_spawn(ex, s->run(), [self = shared_from_this(), s, id](std::exception_ptr) {
@@ -226,5 +231,7 @@ void http_server::stop() {
 
 bool http_server::tls() const noexcept { return static_cast<bool>(impl_->options.tls); }
 std::size_t http_server::open_connections() const noexcept { return impl_->sessions.size(); }
+std::uint64_t http_server::connections_accepted() const noexcept { return impl_->connections_accepted; }
+std::uint64_t http_server::tls_handshakes() const noexcept { return impl_->tls_handshakes; }
 
 }  // namespace genesis::e2b_emulator

@@ -10,6 +10,7 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -62,6 +63,8 @@ public:
     void stop();
     bool tls() const noexcept;
     std::size_t open_connections() const noexcept;
+    std::uint64_t connections_accepted() const noexcept;  // since start()
+    std::uint64_t tls_handshakes() const noexcept;        // completed server handshakes since start()
 
     struct impl;
 

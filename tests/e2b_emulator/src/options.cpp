@@ -211,10 +211,18 @@ void read_top_level(const YAML::Node& root, const std::filesystem::path& base, e
              [&](auto& v, auto& p) { o.max_timeout_seconds = integer(v, p, 1, std::numeric_limits<int>::max()); }},
             {"seed", [&](auto& v, auto& p) { o.seed = static_cast<std::uint64_t>(non_negative(v, p)); }},
             {"fake_entries", [&](auto& v, auto& p) { o.fake_entries = read_fake_entries(v, p); }},
+            {"bench", [&](auto& v, auto& p) { o.bench = boolean(v, p); }},
         });
 }
 
 }  // namespace
+
+std::string bench_file_content(std::string_view path) {
+    const std::string_view name = path.substr(path.rfind('/') + 1);
+    if (name == "metrics.json") return "{\"combined_score\": 1.0, \"public\": {}, \"private\": {}}\n";
+    if (name == "correct.json") return "{\"correct\": true, \"error\": null}\n";
+    return "bench\n";
+}
 
 std::string load_options_file(const std::filesystem::path& file, emulator_options& options) {
     YAML::Node root;

@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace genesis::e2b_emulator {
@@ -76,7 +77,21 @@ struct emulator_options {
     int max_timeout_seconds = 24 * 3600;
     std::uint64_t seed = 1;                 // RNG of probabilistic faults (same seed, same draws)
     std::vector<fake_entry> fake_entries;   // hostile directory listings (see fake_entry)
+
+    // Benchmark mode: the emulator is the cheap, instant server the client is
+    // measured against. process.start answers at once (start event, one small
+    // stdout chunk, end with exit 0) without spawning anything; uploads are read
+    // and discarded; downloads of any path answer a small fixed content (see
+    // bench_file_content); ListDir of any folder lists metrics.json and
+    // correct.json. Sandbox create/kill keep their bookkeeping; latency applies.
+    bool bench = false;
 };
+
+// Bench mode: what a download of `path` answers (metrics.json and correct.json
+// shaped as the evaluation contract asks, anything else a short text).
+std::string bench_file_content(std::string_view path);
+// Bench mode: the stdout chunk of every command.
+inline constexpr std::string_view bench_stdout = "bench\n";
 
 // Reads a YAML config file into `options` (keys as above; see docs/e2b-emulator.md).
 // Returns an error message, or empty on success.
