@@ -677,6 +677,12 @@ void api::forget(const sandbox_handle& sb) {
     if (auto o = envd_origin(sb, why)) http_->close_idle(*o);
 }
 
+std::size_t api::idle_envd_connections(const sandbox_handle& sb) const {
+    std::string why;
+    auto o = envd_origin(sb, why);
+    return o ? http_->idle_connections(*o) : 0;
+}
+
 std::vector<std::pair<std::string, std::string>> api::control_headers(bool json_body) const {
     std::vector<std::pair<std::string, std::string>> h;
     h.emplace_back("X-API-Key", settings_.api_key);

@@ -258,6 +258,9 @@ public:
     // The sandbox is gone: closes idle connections to its own envd host (none to
     // close when envd is reached through a shared host or settings.sandbox_url).
     void forget(const sandbox_handle& sb);
+    // Idle pooled connections to the sandbox's envd: requests that can be sent
+    // at once without opening a connection.
+    std::size_t idle_envd_connections(const sandbox_handle& sb) const;
 
     // ---- control plane ----
     // POST /v2/sandboxes (fallback POST /sandboxes with "secure":true on 404/405,

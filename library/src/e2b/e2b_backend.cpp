@@ -20,6 +20,7 @@
 #include "e2b/retry.hpp"
 #include "genesis/launch/results.hpp"
 #include "output_sink.hpp"
+#include "results_detail.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -227,6 +228,8 @@ bool read_whole_file(const fs::path& path, std::string& out, std::string& why) {
 
 // job_log.out / job_log.err: every byte of pip's and the evaluator's output, as
 // it arrives (so `tail -f` works), with a header line before each command.
+// A plain descriptor: each chunk is one write(2), and no stdio buffer is held
+// per job (hundreds of jobs are in flight at once).
 class log_file {
 public:
     log_file() = default;
@@ -235,22 +238,26 @@ public:
     log_file& operator=(const log_file&) = delete;
 
     std::error_code open(const fs::path& path) {
-        file_ = std::fopen(path.c_str(), "wb");
-        if (!file_) return {errno, std::generic_category()};
+        close();
+        fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd_ < 0) return {errno, std::generic_category()};
         return {};
     }
     void write(std::string_view bytes) {
-        if (!file_ || bytes.empty()) return;
-        std::fwrite(bytes.data(), 1, bytes.size(), file_);
-        std::fflush(file_);
+        while (fd_ >= 0 && !bytes.empty()) {
+            const ssize_t n = ::write(fd_, bytes.data(), bytes.size());
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) return;  // a full disk loses log bytes, never the job
+            bytes.remove_prefix(static_cast<std::size_t>(n));
+        }
     }
     void close() {
-        if (file_) std::fclose(file_);
-        file_ = nullptr;
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = -1;
     }
 
 private:
-    std::FILE* file_ = nullptr;
+    int fd_ = -1;
 };
 
 enum class stop_reason { none, cancel, timeout };
@@ -292,6 +299,9 @@ struct job_run {
 
     // Prepared locally.
     std::vector<upload_item> uploads;
+    // metrics.json / correct.json as written into the results folder by this
+    // attempt's download (finalize() then need not read them back).
+    std::optional<std::string> metrics_written, correct_written;
     std::string program_target;
     std::map<std::string, std::string> env;
     milliseconds eval_limit{0};
@@ -531,7 +541,8 @@ void engine::finalize(job_run& j) const {
     const prepared_job& job = j.ctx->job;
     std::error_code ec;
     if (fs::is_directory(job.results_dir, ec)) {
-        auto results = read_results(job.results_dir);
+        auto results = detail::read_results(job.results_dir, std::move(j.metrics_written),
+                                            std::move(j.correct_written));
         j.r.correct = results.correct;
         j.r.error = std::move(results.error);
         j.r.metrics = std::move(results.metrics);
@@ -678,6 +689,8 @@ asio::awaitable<attempt_end> engine::attempt(std::shared_ptr<job_run> j) {
         j->r.stdout_truncated = j->r.stderr_truncated = false;
         j->out.reset();
         j->err.reset();
+        j->metrics_written.reset();
+        j->correct_written.reset();
         co_return attempt_end::retry;
     }
     fail(*j, outcome::infra_error,
@@ -967,16 +980,32 @@ asio::awaitable<step> engine::download(std::shared_ptr<job_run> j) {
 
     e2b::sandbox_handle sb = *j->sandbox;
     std::string folder(results_folder);
-    // The listing and the two files every evaluator writes, at once (one round
-    // trip instead of three); other listed files are fetched after it. A
-    // prefetched file is used only if the listing shows it as a regular file.
+    // The listing, and the two files every evaluator writes read at the same
+    // time (one round trip instead of three), as far as idle pooled connections
+    // allow: a connection is never opened just to go faster (with hundreds of
+    // jobs starting together that would mean hundreds of connections, over TLS
+    // as many handshakes). Other listed files are fetched after the listing. A
+    // file read ahead is used only if the listing shows it as a regular file.
     using namespace asio::experimental::awaitable_operators;
     std::string metrics_path = folder + "/metrics.json";
     std::string correct_path = folder + "/correct.json";
     e2b::sandbox_handle sb_metrics = sb, sb_correct = sb;
-    auto [listing, metrics_bytes, correct_bytes] =
-        co_await (api_->list_dir(sb, folder, listing_depth) && api_->download(sb_metrics, metrics_path) &&
-                  api_->download(sb_correct, correct_path));
+    const std::size_t spare = api_->idle_envd_connections(sb);
+    e2b::api_result<std::vector<e2b::dir_entry>> listing;
+    e2b::api_result<std::string> metrics_bytes, correct_bytes;
+    if (spare >= 3) {
+        auto [l, m, c] = co_await (api_->list_dir(sb, folder, listing_depth) &&
+                                   api_->download(sb_metrics, metrics_path) && api_->download(sb_correct, correct_path));
+        listing = std::move(l);
+        metrics_bytes = std::move(m);
+        correct_bytes = std::move(c);
+    } else if (spare == 2) {
+        auto [l, m] = co_await (api_->list_dir(sb, folder, listing_depth) && api_->download(sb_metrics, metrics_path));
+        listing = std::move(l);
+        metrics_bytes = std::move(m);
+    } else {
+        listing = co_await api_->list_dir(sb, folder, listing_depth);
+    }
     if (!listing) {
         if (listing.error->k == kind::not_found) {
             j->r.warnings.push_back("the evaluator left no " + folder + " folder in the sandbox");
@@ -1075,6 +1104,8 @@ asio::awaitable<step> engine::download(std::shared_ptr<job_run> j) {
         }
         if (::close(fd) != 0) written = false;
         if (!written) co_return fail(*j, outcome::infra_error, "cannot write " + local.string());
+        if (*rel == "metrics.json") j->metrics_written = std::move(*bytes);
+        if (*rel == "correct.json") j->correct_written = std::move(*bytes);
     }
     j->r.timings.download += since(t_download);
     co_return step::ok;

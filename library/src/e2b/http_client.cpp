@@ -48,7 +48,8 @@ using boost::system::error_code;
 namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-constexpr std::size_t stream_chunk_size = 16 * 1024;
+// In the coroutine frame of every streamed request (one per running command).
+constexpr std::size_t stream_chunk_size = 2 * 1024;
 constexpr std::size_t error_body_limit = 64 * 1024;  // stream(): kept of a non-2xx body
 
 bool is_ip_literal(const std::string& host) {
@@ -760,6 +761,10 @@ void client::close_all() { impl_->close_all(); }
 void client::close_idle(const origin& o) { impl_->close_idle(pool_key(o)); }
 std::size_t client::open_connections() const { return impl_->busy.size() + impl_->idle_count(); }
 std::size_t client::idle_connections() const { return impl_->idle_count(); }
+std::size_t client::idle_connections(const origin& o) const {
+    auto it = impl_->idle.find(pool_key(o));
+    return it == impl_->idle.end() ? 0 : it->second.size();
+}
 client_stats client::stats() const { return impl_->counters; }
 
 void client::set_pool_limits(std::size_t max_idle_per_origin, std::chrono::milliseconds idle_lifetime) {

@@ -162,6 +162,7 @@ public:
     // Connections open now: idle in the pool + in use by a request.
     std::size_t open_connections() const;
     std::size_t idle_connections() const;
+    std::size_t idle_connections(const origin& o) const;  // to `o` only
     client_stats stats() const;
 
     // Pool tuning (tests): idle connections kept per origin, and how long an idle
