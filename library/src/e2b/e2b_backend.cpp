@@ -43,6 +43,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -1061,9 +1062,9 @@ asio::awaitable<step> engine::download(std::shared_ptr<job_run> j) {
         }
         e2b::api_result<std::string> bytes;
         if (path == metrics_path && metrics_bytes) {
-            bytes = std::move(metrics_bytes);
+            bytes = std::exchange(metrics_bytes, {});  // used once, even if listed twice
         } else if (path == correct_path && correct_bytes) {
-            bytes = std::move(correct_bytes);
+            bytes = std::exchange(correct_bytes, {});
         } else {
             std::string file_path = path;
             bytes = co_await api_->download(sb, file_path);
