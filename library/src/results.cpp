@@ -1,4 +1,5 @@
 #include "genesis/launch/results.hpp"
+#include "results_detail.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -73,9 +74,7 @@ std::string describe(const json::value& v) {
     return s;
 }
 
-void read_metrics(const fs::path& dir, evaluation_results& r) {
-    const auto path = dir / "metrics.json";
-    auto text = slurp(path);
+void read_metrics(const fs::path& dir, std::optional<std::string> text, evaluation_results& r) {
     if (!text) {
         r.warnings.push_back("metrics.json not found in " + dir.string() + "; using {}");
         return;
@@ -107,10 +106,8 @@ void read_metrics(const fs::path& dir, evaluation_results& r) {
     }
 }
 
-void read_correct(const fs::path& dir, evaluation_results& r) {
-    const auto path = dir / "correct.json";
+void read_correct(const fs::path& dir, std::optional<std::string> text, evaluation_results& r) {
     r.correct = false;
-    auto text = slurp(path);
     if (!text) {
         r.error = "correct.json not found in " + dir.string() + " (the evaluator did not write it)";
         return;
@@ -147,9 +144,16 @@ void read_correct(const fs::path& dir, evaluation_results& r) {
 }  // namespace
 
 evaluation_results read_results(const fs::path& dir) {
+    return detail::read_results(dir, std::nullopt, std::nullopt);
+}
+
+evaluation_results detail::read_results(const fs::path& dir, std::optional<std::string> metrics_text,
+                                        std::optional<std::string> correct_text) {
     evaluation_results r;
-    read_metrics(dir, r);
-    read_correct(dir, r);
+    if (!metrics_text) metrics_text = slurp(dir / "metrics.json");
+    if (!correct_text) correct_text = slurp(dir / "correct.json");
+    read_metrics(dir, std::move(metrics_text), r);
+    read_correct(dir, std::move(correct_text), r);
     std::error_code ec;
     for (fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end;
          !ec && it != end; it.increment(ec)) {

@@ -394,6 +394,47 @@ TEST_P(E2bApiLifecycle, ReusesKeepAliveConnections) {
     EXPECT_EQ(api_->transport().stats().connects, 2u);
 }
 
+TEST_P(E2bApiLifecycle, KeepsAsManyIdleConnectionsAsItIsToldToForTheConcurrencyInUse) {
+    auto s = settings();
+    s.max_idle_per_origin = 24;  // more than the client's default of 8
+    auto& api = make_api(s);
+    // Two rounds of 20 requests at once: the second reuses the first's connections.
+    auto round = [&] {
+        int done = 0, ok = 0;
+        for (int i = 0; i < 20; ++i)
+            asio::co_spawn(io_, api.list(no_filter_), [&](std::exception_ptr e, auto r) {
+                ++done;
+                if (!e && r) ++ok;
+            });
+        const auto deadline = steady::now() + 60s;
+        while (done < 20 && steady::now() < deadline) {
+            if (io_.stopped()) io_.restart();
+            io_.run_one_for(50ms);
+        }
+        EXPECT_EQ(ok, 20);
+    };
+    round();
+    EXPECT_EQ(api.transport().idle_connections(), 20u);
+    round();
+    EXPECT_EQ(api.transport().stats().connects, 20u) << "the second round opened connections again";
+}
+
+TEST_P(E2bApiLifecycle, SeveralFilesGoUpInOneRequest) {
+    auto sb = create();
+    const auto before = requests("files.upload");
+    std::vector<e2b::upload_file> files;
+    files.push_back({"/home/user/evaluate.py", "print('evaluator')\n"});
+    files.push_back({"/home/user/sub/main.py", std::string("binary\0\r\n--x\xff", 14)});
+    ASSERT_TRUE(await(api_->upload_files(sb, files)));
+    EXPECT_EQ(requests("files.upload") - before, 1);
+    for (const auto& f : files) {
+        auto back = await(api_->download(sb, f.path));
+        ASSERT_TRUE(back) << back.error->message;
+        EXPECT_EQ(*back, f.bytes) << f.path;
+    }
+    ASSERT_TRUE(await(api_->kill(sb.id)));
+}
+
 INSTANTIATE_TEST_SUITE_P(Transport, E2bApiLifecycle, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? std::string("https") : std::string("http"); });
 

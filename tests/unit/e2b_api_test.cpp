@@ -160,6 +160,17 @@ TEST(E2bSettings, ACaFileWithoutCertificatesIsRefused) {
     }
 }
 
+TEST(E2bSettings, ThePoolKeepsAConnectionForEveryRequestTheJobsInFlightMayMake) {
+    genesis::launch::launcher_config cfg;
+    cfg.type = genesis::launch::job_type::e2b;
+    cfg.max_parallel_jobs = 300;
+    // A job has up to three requests in flight (the results download).
+    EXPECT_GE(genesis::launch::detail::make_api_settings(cfg).max_idle_per_origin, 900u);
+    cfg.max_parallel_jobs = 1;
+    EXPECT_GE(genesis::launch::detail::make_api_settings(cfg).max_idle_per_origin,
+              genesis::launch::detail::http::client::default_max_idle_per_origin);
+}
+
 TEST(HttpClient, AnUnreadableCaFileIsReportedUpFront) {
     boost::asio::io_context io;
     http::tls_settings tls;

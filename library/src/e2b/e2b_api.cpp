@@ -19,6 +19,7 @@
 #include <charconv>
 #include <filesystem>
 #include <limits>
+#include <atomic>
 #include <random>
 #include <stdexcept>
 
@@ -212,25 +213,46 @@ std::string start_request_body(const std::string& command, const std::string& cw
     return json::serialize(o);
 }
 
-std::string random_boundary() {
-    static constexpr char hex[] = "0123456789abcdef";
-    std::random_device rd;
-    std::string b = "genesis-launch-";
-    for (int i = 0; i < 32; ++i) b += hex[rd() % 16];
-    return b;
+// A multipart boundary that occurs in none of `contents`: a random prefix made
+// once per process, then a counter (std::random_device per upload is slow).
+std::string unique_boundary(const std::vector<const std::string*>& contents) {
+    static const std::string prefix = [] {
+        static constexpr char hex[] = "0123456789abcdef";
+        std::random_device rd;
+        std::string p = "genesis-launch-";
+        for (int i = 0; i < 24; ++i) p += hex[rd() % 16];
+        return p;
+    }();
+    static std::atomic<std::uint64_t> counter{0};
+    for (;;) {
+        std::string b = prefix + "-" + std::to_string(counter.fetch_add(1, std::memory_order_relaxed));
+        bool clash = false;
+        for (const auto* c : contents) clash = clash || c->find(b) != std::string::npos;
+        if (!clash) return b;
+    }
+}
+
+void append_part(std::string& body, const std::string& boundary, const std::string& path, const std::string& bytes) {
+    body += "--";
+    body += boundary;
+    body += "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"";
+    for (char c : path) {
+        if (c == '"' || c == '\r' || c == '\n')
+            body += "%22";
+        else
+            body += c;
+    }
+    body += "\"\r\nContent-Type: application/octet-stream\r\n\r\n";
+    body += bytes;
+    body += "\r\n";
 }
 
 // multipart/form-data with one `file` part, for envd < 0.5.7.
 std::string multipart_body(const std::string& path, const std::string& bytes, const std::string& boundary) {
-    std::string filename;
-    for (char c : path) filename += (c == '"' || c == '\r' || c == '\n') ? std::string("%22") : std::string(1, c);
     std::string body;
     body.reserve(bytes.size() + 256);
-    body += "--" + boundary + "\r\n";
-    body += "Content-Disposition: form-data; name=\"file\"; filename=\"" + filename + "\"\r\n";
-    body += "Content-Type: application/octet-stream\r\n\r\n";
-    body += bytes;
-    body += "\r\n--" + boundary + "--\r\n";
+    append_part(body, boundary, path, bytes);
+    body += "--" + boundary + "--\r\n";
     return body;
 }
 
@@ -636,6 +658,7 @@ api::api(asio::any_io_executor ex, api_settings settings, sleeper sleep)
                                                : settings_.user_agent;
     http_ = std::make_unique<http::client>(std::move(ex), settings_.tls, settings_.timeouts);
     if (!http_->tls_error().empty()) throw std::invalid_argument(http_->tls_error());
+    http_->set_pool_limits(settings_.max_idle_per_origin, http::client::default_idle_lifetime);
 }
 
 api::~api() { close(); }
@@ -644,6 +667,20 @@ void api::close() {
     ++generation_;
     for (auto* timer : sleeping_) timer->cancel();
     http_->close_all();
+}
+
+void api::forget(const sandbox_handle& sb) {
+    if (sandbox_override_) return;
+    const std::string domain = sb.domain.empty() ? settings_.domain : sb.domain;
+    if (is_shared_sandbox_domain(domain)) return;
+    std::string why;
+    if (auto o = envd_origin(sb, why)) http_->close_idle(*o);
+}
+
+std::size_t api::idle_envd_connections(const sandbox_handle& sb) const {
+    std::string why;
+    auto o = envd_origin(sb, why);
+    return o ? http_->idle_connections(*o) : 0;
 }
 
 std::vector<std::pair<std::string, std::string>> api::control_headers(bool json_body) const {
@@ -860,7 +897,8 @@ asio::awaitable<api_status> api::upload(sandbox_handle sb, std::string sandbox_p
         req.method = bhttp::verb::post;
         req.target = "/files?path=" + encode_component(sandbox_path);
         if (multipart) {
-            const std::string boundary = random_boundary();
+            std::vector<const std::string*> contents{&bytes};
+            const std::string boundary = unique_boundary(contents);
             req.headers.emplace_back("Content-Type", "multipart/form-data; boundary=" + boundary);
             req.body = multipart_body(sandbox_path, bytes, boundary);
         } else {
@@ -878,6 +916,32 @@ asio::awaitable<api_status> api::upload(sandbox_handle sb, std::string sandbox_p
         if (multipart) multipart_upload_ = true;
         co_return api_status::success(std::monostate());
     }
+}
+
+asio::awaitable<api_status> api::upload_files(sandbox_handle sb, std::vector<upload_file> files) {
+    const std::string context = "upload of " + std::to_string(files.size()) + " files to sandbox " + sb.id;
+    if (files.empty()) co_return api_status::success(std::monostate());
+    if (files.size() == 1) co_return co_await upload(std::move(sb), std::move(files[0].path), std::move(files[0].bytes));
+    call_policy policy;  // overwriting files is idempotent
+    std::vector<const std::string*> contents;
+    std::size_t size = 0;
+    for (const auto& f : files) {
+        contents.push_back(&f.bytes);
+        size += f.bytes.size() + f.path.size() + 256;
+    }
+    const std::string boundary = unique_boundary(contents);
+    http::request req;
+    req.method = bhttp::verb::post;
+    req.target = "/files";
+    req.headers.emplace_back("Content-Type", "multipart/form-data; boundary=" + boundary);
+    req.body.reserve(size);
+    for (const auto& f : files) append_part(req.body, boundary, f.path, f.bytes);
+    req.body += "--" + boundary + "--\r\n";
+    auto res = co_await envd_call(sb, std::move(req), context, policy);
+    if (!res) co_return api_status::failure(std::move(*res.error));
+    if (!success_status(res->status))
+        co_return api_status::failure(classify_http_error(plane::envd, res->status, res->body, context));
+    co_return api_status::success(std::monostate());
 }
 
 asio::awaitable<api_result<std::string>> api::download(sandbox_handle sb, std::string sandbox_path) {

@@ -49,6 +49,10 @@ struct api_settings {
     http::timeouts timeouts;
     backoff_params retry;
     std::string user_agent;            // "" = "genesis-launch/<version>"
+    // Idle keep-alive connections kept per origin: at least the number of requests
+    // in flight at once, or connections are closed and opened again (over TLS,
+    // a handshake each time).
+    std::size_t max_idle_per_origin = http::client::default_max_idle_per_origin;
 };
 
 // ---- URL derivation (pure) ---------------------------------------------------------
@@ -143,6 +147,11 @@ struct run_result {
     bool exited = false;  // false when killed by a signal
     std::string status;   // "exit status 3", "signal: killed"
     std::string error;    // envd's end.error ("" on success)
+};
+
+struct upload_file {
+    std::string path;   // absolute destination in the sandbox
+    std::string bytes;
 };
 
 enum class signal_kind { sigterm = 15, sigkill = 9 };
@@ -246,6 +255,12 @@ public:
     // Aborts every request in flight (they fail with kind::cancelled) and closes
     // pooled connections. The api stays usable.
     void close();
+    // The sandbox is gone: closes idle connections to its own envd host (none to
+    // close when envd is reached through a shared host or settings.sandbox_url).
+    void forget(const sandbox_handle& sb);
+    // Idle pooled connections to the sandbox's envd: requests that can be sent
+    // at once without opening a connection.
+    std::size_t idle_envd_connections(const sandbox_handle& sb) const;
 
     // ---- control plane ----
     // POST /v2/sandboxes (fallback POST /sandboxes with "secure":true on 404/405,
@@ -266,6 +281,10 @@ public:
     // POST /files?path=… with the raw bytes (application/octet-stream); falls back
     // to multipart/form-data on 400/415 (envd < 0.5.7), remembered per api.
     boost::asio::awaitable<api_status> upload(sandbox_handle sb, std::string sandbox_path, std::string bytes);
+    // One multipart/form-data POST /files for all of `files` (no `path` query:
+    // each part's filename is its destination), as the SDK's files.write([...])
+    // does; a single file goes through upload().
+    boost::asio::awaitable<api_status> upload_files(sandbox_handle sb, std::vector<upload_file> files);
     // GET /files?path=… (Accept-Encoding: identity): the exact bytes. 404 → not_found.
     boost::asio::awaitable<api_result<std::string>> download(sandbox_handle sb, std::string sandbox_path);
     // filesystem.Filesystem/ListDir (depth 1 = direct children).

@@ -20,6 +20,7 @@
 #include "e2b/retry.hpp"
 #include "genesis/launch/results.hpp"
 #include "output_sink.hpp"
+#include "results_detail.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -42,6 +43,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -227,6 +229,8 @@ bool read_whole_file(const fs::path& path, std::string& out, std::string& why) {
 
 // job_log.out / job_log.err: every byte of pip's and the evaluator's output, as
 // it arrives (so `tail -f` works), with a header line before each command.
+// A plain descriptor: each chunk is one write(2), and no stdio buffer is held
+// per job (hundreds of jobs are in flight at once).
 class log_file {
 public:
     log_file() = default;
@@ -235,22 +239,26 @@ public:
     log_file& operator=(const log_file&) = delete;
 
     std::error_code open(const fs::path& path) {
-        file_ = std::fopen(path.c_str(), "wb");
-        if (!file_) return {errno, std::generic_category()};
+        close();
+        fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd_ < 0) return {errno, std::generic_category()};
         return {};
     }
     void write(std::string_view bytes) {
-        if (!file_ || bytes.empty()) return;
-        std::fwrite(bytes.data(), 1, bytes.size(), file_);
-        std::fflush(file_);
+        while (fd_ >= 0 && !bytes.empty()) {
+            const ssize_t n = ::write(fd_, bytes.data(), bytes.size());
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) return;  // a full disk loses log bytes, never the job
+            bytes.remove_prefix(static_cast<std::size_t>(n));
+        }
     }
     void close() {
-        if (file_) std::fclose(file_);
-        file_ = nullptr;
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = -1;
     }
 
 private:
-    std::FILE* file_ = nullptr;
+    int fd_ = -1;
 };
 
 enum class stop_reason { none, cancel, timeout };
@@ -292,6 +300,9 @@ struct job_run {
 
     // Prepared locally.
     std::vector<upload_item> uploads;
+    // metrics.json / correct.json as written into the results folder by this
+    // attempt's download (finalize() then need not read them back).
+    std::optional<std::string> metrics_written, correct_written;
     std::string program_target;
     std::map<std::string, std::string> env;
     milliseconds eval_limit{0};
@@ -531,7 +542,8 @@ void engine::finalize(job_run& j) const {
     const prepared_job& job = j.ctx->job;
     std::error_code ec;
     if (fs::is_directory(job.results_dir, ec)) {
-        auto results = read_results(job.results_dir);
+        auto results = detail::read_results(job.results_dir, std::move(j.metrics_written),
+                                            std::move(j.correct_written));
         j.r.correct = results.correct;
         j.r.error = std::move(results.error);
         j.r.metrics = std::move(results.metrics);
@@ -678,6 +690,8 @@ asio::awaitable<attempt_end> engine::attempt(std::shared_ptr<job_run> j) {
         j->r.stdout_truncated = j->r.stderr_truncated = false;
         j->out.reset();
         j->err.reset();
+        j->metrics_written.reset();
+        j->correct_written.reset();
         co_return attempt_end::retry;
     }
     fail(*j, outcome::infra_error,
@@ -829,13 +843,18 @@ asio::awaitable<void> engine::kill_lost(std::shared_ptr<job_run> j, std::map<std
 
 asio::awaitable<step> engine::upload(std::shared_ptr<job_run> j) {
     j->current = phase::upload;
-    for (const auto& item : j->uploads) {
-        if (j->stop != stop_reason::none) co_return step::failed;
-        e2b::sandbox_handle sb = *j->sandbox;
-        std::string target = item.target;
-        std::string bytes = item.bytes;
-        auto sent = co_await api_->upload(sb, target, bytes);
-        if (!sent) co_return envd_failure(*j, *sent.error, "upload of " + item.source);
+    if (j->stop != stop_reason::none) co_return step::failed;
+    // Every file in one request (a copy: a retried attempt uploads them again).
+    std::vector<e2b::upload_file> files;
+    files.reserve(j->uploads.size());
+    for (const auto& item : j->uploads) files.push_back(e2b::upload_file{item.target, item.bytes});
+    e2b::sandbox_handle sb = *j->sandbox;
+    auto sent = co_await api_->upload_files(sb, std::move(files));
+    if (!sent) {
+        std::string what = "upload of";
+        for (std::size_t i = 0; i < j->uploads.size(); ++i)
+            what += (i == 0 ? " " : ", ") + j->uploads[i].source;
+        co_return envd_failure(*j, *sent.error, what);
     }
     co_return step::ok;
 }
@@ -962,7 +981,32 @@ asio::awaitable<step> engine::download(std::shared_ptr<job_run> j) {
 
     e2b::sandbox_handle sb = *j->sandbox;
     std::string folder(results_folder);
-    auto listing = co_await api_->list_dir(sb, folder, listing_depth);
+    // The listing, and the two files every evaluator writes read at the same
+    // time (one round trip instead of three), as far as idle pooled connections
+    // allow: a connection is never opened just to go faster (with hundreds of
+    // jobs starting together that would mean hundreds of connections, over TLS
+    // as many handshakes). Other listed files are fetched after the listing. A
+    // file read ahead is used only if the listing shows it as a regular file.
+    using namespace asio::experimental::awaitable_operators;
+    std::string metrics_path = folder + "/metrics.json";
+    std::string correct_path = folder + "/correct.json";
+    e2b::sandbox_handle sb_metrics = sb, sb_correct = sb;
+    const std::size_t spare = api_->idle_envd_connections(sb);
+    e2b::api_result<std::vector<e2b::dir_entry>> listing;
+    e2b::api_result<std::string> metrics_bytes, correct_bytes;
+    if (spare >= 3) {
+        auto [l, m, c] = co_await (api_->list_dir(sb, folder, listing_depth) &&
+                                   api_->download(sb_metrics, metrics_path) && api_->download(sb_correct, correct_path));
+        listing = std::move(l);
+        metrics_bytes = std::move(m);
+        correct_bytes = std::move(c);
+    } else if (spare == 2) {
+        auto [l, m] = co_await (api_->list_dir(sb, folder, listing_depth) && api_->download(sb_metrics, metrics_path));
+        listing = std::move(l);
+        metrics_bytes = std::move(m);
+    } else {
+        listing = co_await api_->list_dir(sb, folder, listing_depth);
+    }
     if (!listing) {
         if (listing.error->k == kind::not_found) {
             j->r.warnings.push_back("the evaluator left no " + folder + " folder in the sandbox");
@@ -991,7 +1035,10 @@ asio::awaitable<step> engine::download(std::shared_ptr<job_run> j) {
             continue;
         }
         const fs::path local = (root / *rel).lexically_normal();
-        const fs::path parent = fs::weakly_canonical(local.parent_path(), ec);
+        // A file right in the folder lands in `root` (already resolved); deeper
+        // names are resolved, since a folder on the way may be a link.
+        ec.clear();
+        const fs::path parent = rel->has_parent_path() ? fs::weakly_canonical(local.parent_path(), ec) : root;
         if (ec || !(parent == root || parent.string().starts_with(root_text))) {
             skip(path, "it would land outside " + root.string());
             continue;
@@ -1013,8 +1060,15 @@ asio::awaitable<step> engine::download(std::shared_ptr<job_run> j) {
             skip(path, "the launcher writes " + rel->string());
             continue;
         }
-        std::string file_path = path;
-        auto bytes = co_await api_->download(sb, file_path);
+        e2b::api_result<std::string> bytes;
+        if (path == metrics_path && metrics_bytes) {
+            bytes = std::exchange(metrics_bytes, {});  // used once, even if listed twice
+        } else if (path == correct_path && correct_bytes) {
+            bytes = std::exchange(correct_bytes, {});
+        } else {
+            std::string file_path = path;
+            bytes = co_await api_->download(sb, file_path);
+        }
         if (!bytes) {
             if (bytes.error->k == kind::not_found) {
                 skip(path, "it disappeared");
@@ -1051,6 +1105,8 @@ asio::awaitable<step> engine::download(std::shared_ptr<job_run> j) {
         }
         if (::close(fd) != 0) written = false;
         if (!written) co_return fail(*j, outcome::infra_error, "cannot write " + local.string());
+        if (*rel == "metrics.json") j->metrics_written = std::move(*bytes);
+        if (*rel == "correct.json") j->correct_written = std::move(*bytes);
     }
     j->r.timings.download += since(t_download);
     co_return step::ok;
@@ -1070,7 +1126,8 @@ asio::awaitable<void> engine::cleanup(std::shared_ptr<job_run> j) {
     }
     if (!j->sandbox) co_return;
     const auto t_cleanup = clock::now();
-    std::string id = j->sandbox->id;
+    const e2b::sandbox_handle gone = *j->sandbox;
+    std::string id = gone.id;
     j->sandbox.reset();
     std::string problem;
     try {
@@ -1079,6 +1136,7 @@ asio::awaitable<void> engine::cleanup(std::shared_ptr<job_run> j) {
     } catch (const std::exception& e) {
         problem = e.what();
     }
+    api_->forget(gone);
     --live_;
     slot_freed_.cancel();  // wakes creates waiting for a slot
     j->r.sandbox_seconds += seconds_between(j->sandbox_since, clock::now());
@@ -1179,6 +1237,10 @@ e2b::api_settings make_api_settings(const launcher_config& cfg) {
     s.tls.verify_peer = cfg.e2b.tls_verify;
     s.tls.ca_file = cfg.e2b.ca_file;
     s.retry.max_attempts = std::max(1, cfg.e2b.max_retries);
+    // A job has at most three requests in flight (the results download), all to
+    // the same host when envd is reached through a shared one.
+    s.max_idle_per_origin = std::max<std::size_t>(http::client::default_max_idle_per_origin,
+                                                  3 * static_cast<std::size_t>(std::max(1, cfg.max_parallel_jobs)) + 8);
     return s;
 }
 

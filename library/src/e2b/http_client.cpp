@@ -18,7 +18,7 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/scheme.hpp>
 
@@ -48,7 +48,8 @@ using boost::system::error_code;
 namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-constexpr std::size_t stream_chunk_size = 16 * 1024;
+// In the coroutine frame of every streamed request (one per running command).
+constexpr std::size_t stream_chunk_size = 2 * 1024;
 constexpr std::size_t error_body_limit = 64 * 1024;  // stream(): kept of a non-2xx body
 
 bool is_ip_literal(const std::string& host) {
@@ -215,12 +216,17 @@ struct host_verifier {
     }
 };
 
+// The client's TLS context with the extra CA file loaded (cheap, and a bad file
+// is reported up front). The system roots are loaded on the first TLS
+// connection (load_system_roots): parsing the whole system store costs tens of
+// milliseconds, which a client that only speaks plain HTTP never pays.
 std::shared_ptr<ssl::context> make_tls_context(const tls_settings& settings, std::string& error) {
     auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
     ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
                      ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+    // Idle connections give their record buffers back (many connections stay pooled).
+    SSL_CTX_set_mode(ctx->native_handle(), SSL_MODE_RELEASE_BUFFERS);
     error_code ec;
-    ctx->set_default_verify_paths(ec);  // system roots (honours SSL_CERT_FILE/SSL_CERT_DIR)
     if (!settings.ca_file.empty()) {
         std::error_code fs_ec;
         if (!std::filesystem::is_regular_file(settings.ca_file, fs_ec)) {
@@ -236,6 +242,22 @@ std::shared_ptr<ssl::context> make_tls_context(const tls_settings& settings, std
     ctx->set_verify_mode(settings.verify_peer ? ssl::verify_peer : ssl::verify_none);
     return ctx;
 }
+
+// A request as it goes on the wire: the head (request line and header fields,
+// written here rather than by Beast's serializer, which costs several
+// allocations per field), then the body. A small body is appended to the head
+// so that the request leaves in one write (one TLS record).
+struct wire_request {
+    std::string head;
+    std::string body;
+
+    std::array<asio::const_buffer, 2> buffers() const {
+        return {asio::buffer(head), asio::buffer(body)};
+    }
+    std::size_t size() const { return head.size() + body.size(); }
+};
+
+constexpr std::size_t inline_body_limit = 16 * 1024;
 
 // The outcome of writing one request and reading its answer on a connection.
 struct exchange_outcome {
@@ -260,6 +282,17 @@ struct client::impl : std::enable_shared_from_this<impl> {
     timeouts limits;
     std::shared_ptr<ssl::context> tls_ctx;
     std::string tls_error;
+    bool system_roots_loaded = false;
+
+    // Before the first TLS connection: the system roots (honours SSL_CERT_FILE /
+    // SSL_CERT_DIR), on top of the CA file. Not needed without verification.
+    void load_system_roots() {
+        if (system_roots_loaded || !tls_ctx) return;
+        system_roots_loaded = true;
+        if (!tls.verify_peer) return;
+        error_code ignored;
+        tls_ctx->set_default_verify_paths(ignored);
+    }
 
     std::map<std::string, std::deque<connection_ptr>> idle;  // per origin, oldest first
     std::set<connection_ptr> busy;
@@ -356,6 +389,14 @@ struct client::impl : std::enable_shared_from_this<impl> {
         }
     }
 
+    void close_idle(const std::string& key) {
+        auto it = idle.find(key);
+        if (it == idle.end()) return;
+        for (auto& c : it->second) c->close();
+        idle.erase(it);
+        if (idle.empty() && sweep_armed) disarm_sweep();
+    }
+
     std::size_t idle_count() const {
         std::size_t n = 0;
         for (const auto& [key, list] : idle) n += list.size();
@@ -391,7 +432,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
                                                 std::string label);
     asio::awaitable<result> open(connection_ptr c, const origin& o, const std::string& label);
     template <class Stream>
-    asio::awaitable<exchange_outcome> exchange(connection& c, Stream& s, bhttp::request<bhttp::string_body>& req,
+    asio::awaitable<exchange_outcome> exchange(connection& c, Stream& s, const wire_request& req,
                                                const request& spec, const body_sink& sink, const std::string& label);
     template <class Stream>
     asio::awaitable<exchange_outcome> read_whole(connection& c, Stream& s, const request& spec,
@@ -440,24 +481,52 @@ asio::awaitable<bool> coroutine_cancelled() {
     co_return state.cancelled() != asio::cancellation_type::none;
 }
 
-// Moves spec.body into the message (the message is what a retry resends).
-std::optional<bhttp::request<bhttp::string_body>> build_request(const origin& o, request& spec, std::string& why) {
-    if (spec.target.empty() || spec.target.front() != '/' || has_control_break(spec.target)) {
+bool method_has_body(bhttp::verb v) {
+    return v == bhttp::verb::post || v == bhttp::verb::put || v == bhttp::verb::patch;
+}
+
+// Moves spec.body into the wire request (which is what a retry resends).
+std::optional<wire_request> build_request(const origin& o, request& spec, std::string& why) {
+    if (spec.target.empty() || spec.target.front() != '/' || has_control_break(spec.target) ||
+        spec.target.find(' ') != std::string::npos) {
         why = "invalid request target";
         return std::nullopt;
     }
-    bhttp::request<bhttp::string_body> req{spec.method, o.base_path + spec.target, 11};
-    req.set(bhttp::field::host, host_header(o));
+    wire_request w;
+    std::size_t size = 64 + o.base_path.size() + spec.target.size() + o.host.size();
+    for (const auto& [name, value] : spec.headers) size += name.size() + value.size() + 4;
+    const bool inline_body = spec.body.size() <= inline_body_limit;
+    w.head.reserve(size + (inline_body ? spec.body.size() : 0));
+    w.head += bhttp::to_string(spec.method);
+    w.head += ' ';
+    w.head += o.base_path;
+    w.head += spec.target;
+    w.head += " HTTP/1.1\r\nHost: ";
+    w.head += host_header(o);
+    w.head += "\r\n";
     for (const auto& [name, value] : spec.headers) {
-        if (name.empty() || has_control_break(name) || has_control_break(value)) {
+        if (name.empty() || has_control_break(name) || has_control_break(value) ||
+            name.find_first_of(" :\t") != std::string::npos) {
             why = "invalid header '" + (has_control_break(name) ? std::string("?") : name) + "'";  // never the value
             return std::nullopt;
         }
-        req.set(name, value);
+        w.head += name;
+        w.head += ": ";
+        w.head += value;
+        w.head += "\r\n";
     }
-    req.body() = std::move(spec.body);
-    req.prepare_payload();
-    return req;
+    if (!spec.body.empty() || method_has_body(spec.method)) {
+        w.head += "Content-Length: ";
+        w.head += std::to_string(spec.body.size());
+        w.head += "\r\n";
+    }
+    w.head += "\r\n";
+    if (inline_body)
+        w.head += spec.body;
+    else
+        w.body = std::move(spec.body);
+    spec.body.clear();
+    return w;
 }
 
 }  // namespace
@@ -519,10 +588,10 @@ asio::awaitable<result> client::impl::open(connection_ptr c, const origin& o, co
 
 template <class Stream>
 asio::awaitable<exchange_outcome> client::impl::exchange(connection& c, Stream& s,
-                                                         bhttp::request<bhttp::string_body>& req, const request& spec,
+                                                         const wire_request& req, const request& spec,
                                                          const body_sink& sink, const std::string& label) {
     c.tcp().expires_after(limits.write);
-    auto [wec, written] = co_await bhttp::async_write(s, req, use_tuple);
+    auto [wec, written] = co_await asio::async_write(s, req.buffers(), use_tuple);
     if (wec) {
         exchange_outcome out;
         out.r = io_failure(failure::write, wec, label, "while sending the request", limits.write, written > 0);
@@ -555,8 +624,8 @@ asio::awaitable<exchange_outcome> client::impl::read_whole(connection& c, Stream
     auto message = parser.release();
     out.reusable = message.keep_alive() && c.buffer.size() == 0;
     out.r.res.status = message.result_int();
-    out.r.res.headers = static_cast<const bhttp::fields&>(message);
     out.r.res.body = std::move(message.body());
+    out.r.res.headers = std::move(static_cast<bhttp::fields&>(message));
     co_return out;
 }
 
@@ -626,6 +695,7 @@ asio::awaitable<result> client::impl::run_attempts(std::shared_ptr<impl> self, o
     if (o.tls && !self->tls_ctx)
         co_return make_failure(failure::tls_config, asio::error::no_protocol_option, label + ": " + self->tls_error);
 
+    if (o.tls) self->load_system_roots();
     const std::string key = pool_key(o);
     for (int attempt = 0;; ++attempt) {
         auto pooled = self->take_idle(key);
@@ -688,8 +758,13 @@ asio::awaitable<result> client::stream(origin o, request req, std::function<void
 }
 
 void client::close_all() { impl_->close_all(); }
+void client::close_idle(const origin& o) { impl_->close_idle(pool_key(o)); }
 std::size_t client::open_connections() const { return impl_->busy.size() + impl_->idle_count(); }
 std::size_t client::idle_connections() const { return impl_->idle_count(); }
+std::size_t client::idle_connections(const origin& o) const {
+    auto it = impl_->idle.find(pool_key(o));
+    return it == impl_->idle.end() ? 0 : it->second.size();
+}
 client_stats client::stats() const { return impl_->counters; }
 
 void client::set_pool_limits(std::size_t max_idle_per_origin, std::chrono::milliseconds idle_lifetime) {

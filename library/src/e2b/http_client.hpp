@@ -155,9 +155,14 @@ public:
     // the io_context should run out of work (shutdown).
     void close_all();
 
+    // Closes the idle connections to `o` (e.g. a sandbox's own envd host once the
+    // sandbox is gone); requests in flight are not touched.
+    void close_idle(const origin& o);
+
     // Connections open now: idle in the pool + in use by a request.
     std::size_t open_connections() const;
     std::size_t idle_connections() const;
+    std::size_t idle_connections(const origin& o) const;  // to `o` only
     client_stats stats() const;
 
     // Pool tuning (tests): idle connections kept per origin, and how long an idle

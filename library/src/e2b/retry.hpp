@@ -27,11 +27,13 @@ bool is_transient_status(unsigned status) noexcept;
 // garbage give nullopt.
 std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view value) noexcept;
 
-// One request's retry state.
+// One request's retry state. Cheap to make: the generator for the jitter is
+// seeded (from std::random_device unless a seed is given) only when a first
+// delay is asked for, which almost no request does.
 class retry_state {
 public:
-    explicit retry_state(backoff_params p, std::uint64_t seed = std::random_device{}())
-        : params_(p), rng_(seed) {}
+    explicit retry_state(backoff_params p) : params_(p) {}
+    retry_state(backoff_params p, std::uint64_t seed) : params_(p), seed_(seed) {}
 
     // After a failed attempt: the delay before the next one, or nullopt when the
     // budget is spent (or the server asked for a longer wait than allowed).
@@ -40,7 +42,8 @@ public:
 
 private:
     backoff_params params_;
-    std::mt19937_64 rng_;
+    std::optional<std::uint64_t> seed_;
+    std::optional<std::mt19937_64> rng_;
     int attempts_ = 1;  // the first attempt has been made when a delay is asked for
     std::chrono::milliseconds ceiling_{0};
 };
