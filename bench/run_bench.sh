@@ -302,8 +302,7 @@ if [ "$run_local" = 1 ]; then
   if [ -x "$local_bench" ]; then
     log "local: $local_bench --json $local_args"
     # shellcheck disable=SC2086  # --local-args is split on purpose
-    if ! timeout --kill-after=10 900 "$local_bench" --json $local_args >"$local_json" 2>"$tmp/local.err"; then
-      sed 's/^/[bench]   local: /' "$tmp/local.err" | head -n 20 >&2
+    if ! timeout --kill-after=10 900 "$local_bench" --json $local_args >"$local_json"; then
       local_note="genesis_bench_local failed"
       status=1
     fi
