@@ -8,9 +8,12 @@
 #
 # More (docs/testing.md): `test-normal` (the normal build's tests only),
 # `test-asan` (the ASan+UBSan+fuzz build's tests only), `test-tsan` (ThreadSanitizer).
+# `bench [OPTIONS]` (docs/performance.md): builds the benchmarks (Release, in
+# BENCH_BUILD_DIR) and runs bench/run_bench.sh with OPTIONS (default: the full run).
 #
 # Environment: BUILD_DIR (default: build), BUILD_TYPE (default: RelWithDebInfo),
 # ASAN_BUILD_DIR (default: build-asan), TSAN_BUILD_DIR (default: build-tsan),
+# BENCH_BUILD_DIR (default: build-bench),
 # FUZZ_SECONDS (default: 15, per fuzz target), JOBS (default: number of cores).
 set -euo pipefail
 
@@ -20,6 +23,7 @@ build_dir=${BUILD_DIR:-build}
 build_type=${BUILD_TYPE:-RelWithDebInfo}
 asan_build_dir=${ASAN_BUILD_DIR:-build-asan}
 tsan_build_dir=${TSAN_BUILD_DIR:-build-tsan}
+bench_build_dir=${BENCH_BUILD_DIR:-build-bench}
 fuzz_seconds=${FUZZ_SECONDS:-15}
 jobs=${JOBS:-$(nproc)}
 
@@ -34,7 +38,7 @@ packages=(
   # runtimes, and llvm-symbolizer for readable stack traces.
   clang-14 libclang-rt-14-dev llvm-14
 )
-# The E2B conformance tests run the official JS SDK: Node.js and npm, unless
+# The E2B conformance tests and the benchmark run the official JS SDK: Node.js and npm, unless
 # the machine already has them (any recent Node.js will do).
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
@@ -60,7 +64,7 @@ build() {
 }
 
 # Sanitizer builds use Clang 14 against libstdc++, at -O1 (fast enough to run
-# the suite, with usable stack traces).
+# the suite, with usable stack traces). They leave the benchmarks out.
 sanitizer_build() {  # dir sanitizers [extra cmake args...]
   local dir=$1 sanitizers=$2
   shift 2
@@ -71,7 +75,8 @@ sanitizer_build() {  # dir sanitizers [extra cmake args...]
     rm -rf "$dir/CMakeCache.txt" "$dir/CMakeFiles"
   fi
   cmake -S . -B "$dir" -G Ninja -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=Debug \
-    -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" -DGENESIS_LAUNCH_SANITIZE="$sanitizers" "$@" >/dev/null || return
+    -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" -DGENESIS_LAUNCH_SANITIZE="$sanitizers" -DGENESIS_LAUNCH_BUILD_BENCH=OFF \
+    "$@" >/dev/null || return
   echo "==> building with $jobs jobs"
   cmake --build "$dir" -j "$jobs"
 }
@@ -101,6 +106,21 @@ test_tsan() {
   ctest --test-dir "$tsan_build_dir" --output-on-failure -j "$jobs"
 }
 
+# The benchmarks: a Release build of their targets only (no tests), then the
+# side-by-side run; its JSON goes to $bench_build_dir/bench-results.json.
+bench() {  # run_bench.sh options...
+  echo "==> configuring Release in $bench_build_dir (benchmarks only)"
+  cmake -S . -B "$bench_build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGENESIS_LAUNCH_BUILD_TESTS=OFF \
+    -DGENESIS_LAUNCH_BUILD_CLI=OFF -DGENESIS_LAUNCH_BUILD_EMULATOR=ON -DGENESIS_LAUNCH_BUILD_BENCH=ON >/dev/null || return
+  local targets=(genesis_e2b_emulator genesis_bench_e2b)
+  cmake --build "$bench_build_dir" --target help | grep '^genesis_bench_local:' >/dev/null && targets+=(genesis_bench_local)
+  echo "==> building ${targets[*]} with $jobs jobs"
+  cmake --build "$bench_build_dir" -j "$jobs" --target "${targets[@]}" || return
+  echo "==> running bench/run_bench.sh (progress lines as it goes; a full run takes minutes)"
+  bench/run_bench.sh --build-dir "$bench_build_dir" --require-sdk \
+    --json-out "$bench_build_dir/bench-results.json" "$@"
+}
+
 timed() {  # label command...
   local label=$1 start=$SECONDS rc=0
   shift
@@ -127,8 +147,9 @@ case "${1:-}" in
   test-normal) install_missing; timed "normal build and tests" test_normal ;;
   test-asan) install_missing; timed "ASan+UBSan build, tests and fuzzing" test_asan ;;
   test-tsan) install_missing; timed "TSan build and tests" test_tsan ;;
+  bench) shift; install_missing; timed "benchmark build and run" bench "$@" ;;
   *)
-    echo "usage: $0 example|test|test-normal|test-asan|test-tsan" >&2
+    echo "usage: $0 example|test|test-normal|test-asan|test-tsan|bench [run_bench.sh options]" >&2
     exit 2
     ;;
 esac

@@ -1,0 +1,310 @@
+#!/usr/bin/python3
+"""bench_report.py - helper of bench/run_bench.sh (standard library only).
+
+  bench_report.py ready EMULATOR_OUT
+      the emulator's JSON ready line as shell assignments (ready_api_url, ready_api_key,
+      ready_port, ready_pid); exit 1 when there is none.
+  bench_report.py record RESULTS CLIENT_JSON SIDE RC STDERR_FILE TRANSPORT JOBS C L
+      checks one client's run (exit status 0, its JSON object, every job ok), appends
+      it to RESULTS (JSON lines) and prints a progress line; exit 1 when it failed.
+  bench_report.py report RESULTS [--local FILE] [--local-note TEXT] [--json-out FILE]
+                                 [--command TEXT] [--jobs N] [--sdk-version V]
+      prints every run, the issue's table (genesis-launch vs the SDK, side by side,
+      with ratios) and the local comparison; writes all of it as JSON.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import sys
+
+SIDES = ("genesis-launch", "sdk")
+SIDE_NAMES = {"genesis-launch": "genesis-launch", "sdk": "E2B JS SDK"}
+
+
+def load_avg():
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
+def cmd_ready(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            ready = json.loads(f.readline())
+        fields = {k: ready[k] for k in ("api_url", "api_key", "port", "pid")}
+    except (OSError, ValueError, KeyError, TypeError):
+        return 1
+    for key, value in fields.items():
+        print(f"ready_{key}={shlex.quote(str(value))}")
+    return 0
+
+
+def cmd_record(results, client_json, side, rc, stderr_file, transport, jobs, c, latency):
+    rc, jobs, c, latency = int(rc), int(jobs), int(c), int(latency)
+    record = {"side": side, "transport": transport, "jobs": jobs, "in_flight": c, "latency_ms": latency,
+              "exit_status": rc, "load_1min_after": load_avg()}
+    problems = []
+    try:
+        with open(client_json, encoding="utf-8") as f:
+            text = f.read().strip()
+        data = json.loads(text.splitlines()[-1]) if text else None
+        if not isinstance(data, dict):
+            raise ValueError("no JSON object")
+        record["result"] = data
+    except (OSError, ValueError) as err:
+        data = None
+        problems.append(f"no result ({err})")
+    if rc != 0:
+        problems.append(f"exit status {rc}")
+    if data is not None:
+        if data.get("jobs_ok") != jobs or data.get("jobs_failed") != 0:
+            problems.append(f"{data.get('jobs_ok')} of {jobs} jobs ok")
+        for e in data.get("errors") or []:
+            problems.append(str(e))
+    if problems:
+        try:
+            with open(stderr_file, encoding="utf-8", errors="replace") as f:
+                tail = f.read().strip().splitlines()[-5:]
+        except OSError:
+            tail = []
+        record["failed"] = True
+        record["problems"] = problems + tail
+    with open(results, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+    label = f"[bench]   {SIDE_NAMES[side]}:"
+    if problems:
+        print(f"{label} FAILED: {'; '.join(problems)}", file=sys.stderr)
+        return 1
+    d = data
+    woi = "n/a" if d.get("wall_over_ideal") is None else f"{d['wall_over_ideal']:.2f}"
+    print(f"{label} {d['jobs_ok']}/{jobs} ok, wall {d['wall_s']:.2f} s (ideal {d['ideal_s']:.2f} s, "
+          f"wall/ideal {woi}), CPU {d['cpu_ms_per_lifecycle']:.3f} ms/lifecycle "
+          f"(user {d['cpu_user_ms_per_lifecycle']:.3f}, system {d['cpu_system_ms_per_lifecycle']:.3f}), "
+          f"peak RSS {d['peak_rss_mib']:.1f} MiB")
+    per = ", ".join(f"{k} {v / jobs:g}" for k, v in sorted(d.get("requests_by_endpoint", {}).items()))
+    print(f"{label} per lifecycle: {d['requests_per_lifecycle']:g} requests ({per}), "
+          f"{d['connections_per_lifecycle']:g} connections, {d['tls_handshakes_per_lifecycle']:g} TLS handshakes, "
+          f"emulator CPU {d['emulator_cpu_ms_per_lifecycle']:.3f} ms")
+    sys.stdout.flush()
+    return 0
+
+
+def fmt(x, digits=3):
+    if x is None:
+        return "—"
+    if isinstance(x, str):
+        return x
+    if x == 0:
+        return "0"
+    if abs(x) >= 100:
+        return f"{x:.0f}"
+    return f"{x:.{digits}g}"
+
+
+def markdown_table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine_info():
+    model = None
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = None
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    mem = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "memory_gib": mem, "kernel": platform.release(),
+            "load_1min_at_report": load_avg()}
+
+
+def issue_table(runs):
+    """The issue's rows: for each, genesis-launch and the SDK side by side."""
+    by_key = {}
+    for r in runs:
+        by_key[(r["transport"], r["in_flight"], r["latency_ms"])] = r
+    transports = [t for t in ("http", "tls") if any(r["transport"] == t for r in runs)]
+    rows = []
+
+    def value(run, side, field):
+        res = (run.get(side) or {}).get("result") if run else None
+        return None if not res else res.get(field)
+
+    def add(workload, transport, run, field, unit, target, sdk_anchor):
+        gl, sdk = value(run, "genesis-launch", field), value(run, "sdk", field)
+        ratio = gl / sdk if gl is not None and sdk not in (None, 0) else None
+        rows.append({"workload": workload, "transport": transport, "in_flight": run["in_flight"] if run else None,
+                     "latency_ms": run["latency_ms"] if run else None, "field": field, "unit": unit,
+                     "genesis_launch": gl, "sdk": sdk, "ratio": ratio, "target": target,
+                     "sdk_anchor": sdk_anchor})
+
+    def pick(transport, pred, prefer):
+        cands = [r for (t, _, _), r in by_key.items() if t == transport and pred(r)]
+        if not cands:
+            return None
+        return sorted(cands, key=prefer)[0]
+
+    for t in transports:
+        run = pick(t, lambda r: r["latency_ms"] == 0, lambda r: (r["in_flight"] != 100, r["in_flight"]))
+        if run:
+            add(f"client CPU / lifecycle, server answering instantly (C={run['in_flight']}, L=0)", t, run,
+                "cpu_ms_per_lifecycle", "ms", "<= 0.5 ms" if t == "http" else "<= 1.0 ms",
+                "5-8 ms" if t == "http" else "7-13 ms")
+    for t in transports:
+        run = pick(t, lambda r: True, lambda r: (-r["in_flight"], r["latency_ms"] != 50))
+        if run:
+            add(f"client peak RSS, {run['in_flight']} lifecycles in flight (L={run['latency_ms']} ms)", t, run,
+                "peak_rss_mib", "MiB", "<= 50 MiB", "330 MiB")
+    for c in sorted({r["in_flight"] for r in runs if r["latency_ms"] > 0}):
+        for t in transports:
+            for l in sorted({r["latency_ms"] for r in runs if r["latency_ms"] > 0 and r["in_flight"] == c}):
+                run = by_key.get((t, c, l))
+                if run:
+                    anchor = {100: "6.1", 1000: "61"}.get(c) if l == 50 else None
+                    add(f"wall / ideal at {l} ms per request, {run['jobs']} jobs, {c} in flight", t, run,
+                        "wall_over_ideal", "", "<= 1.10", anchor)
+    return rows
+
+
+def cmd_report(args):
+    records = []
+    with open(args.results, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                records.append(json.loads(line))
+    runs = []
+    for rec in records:
+        key = (rec["transport"], rec["in_flight"], rec["latency_ms"])
+        run = next((r for r in runs if (r["transport"], r["in_flight"], r["latency_ms"]) == key), None)
+        if run is None:
+            run = {"transport": rec["transport"], "in_flight": rec["in_flight"], "latency_ms": rec["latency_ms"],
+                   "jobs": rec["jobs"]}
+            runs.append(run)
+        run[rec["side"]] = rec
+
+    failed = [f"{r['transport']} C={r['in_flight']} L={r['latency_ms']} {SIDE_NAMES[s]}"
+              for r in runs for s in SIDES if not r.get(s) or r[s].get("failed")]
+
+    print()
+    print("## Every run")
+    print()
+    header = ["transport", "C", "L ms", "client", "jobs ok", "wall s", "ideal s", "wall / ideal",
+              "CPU ms / lifecycle (user + system)", "peak RSS MiB", "requests / lc", "connections / lc",
+              "TLS handshakes / lc", "emulator CPU ms / lc"]
+    rows = []
+    for r in runs:
+        for s in SIDES:
+            rec = r.get(s) or {}
+            d = rec.get("result") or {}
+            ok = f"{d.get('jobs_ok', 0)}/{r['jobs']}" + (" FAILED" if rec.get("failed") or not rec else "")
+            cpu = (f"{fmt(d.get('cpu_ms_per_lifecycle'))} ({fmt(d.get('cpu_user_ms_per_lifecycle'))} + "
+                   f"{fmt(d.get('cpu_system_ms_per_lifecycle'))})") if d else "—"
+            rows.append([r["transport"].upper(), r["in_flight"], r["latency_ms"], SIDE_NAMES[s], ok,
+                         fmt(d.get("wall_s")), fmt(d.get("ideal_s")), fmt(d.get("wall_over_ideal")), cpu,
+                         fmt(d.get("peak_rss_mib")), fmt(d.get("requests_per_lifecycle")),
+                         fmt(d.get("connections_per_lifecycle")), fmt(d.get("tls_handshakes_per_lifecycle")),
+                         fmt(d.get("emulator_cpu_ms_per_lifecycle"))])
+    print(markdown_table(header, rows))
+
+    table = issue_table(runs)
+    print()
+    print(f"## genesis-launch vs the official E2B JS SDK {args.sdk_version} (N = {args.jobs})")
+    print()
+    rows = []
+    for row in table:
+        unit = f" {row['unit']}" if row["unit"] else ""
+        cell = lambda v: "—" if v is None else f"{fmt(v)}{unit}"
+        rows.append([row["workload"], row["transport"].upper(), cell(row["genesis_launch"]), cell(row["sdk"]),
+                     fmt(row["ratio"], 2), row["target"]])
+    print(markdown_table(["workload", "transport", "genesis-launch", f"E2B JS SDK {args.sdk_version}",
+                          "genesis-launch / SDK", "target"], rows))
+
+    local = None
+    print()
+    print("## Local backend vs the xargs -P floor")
+    print()
+    if args.local:
+        with open(args.local, encoding="utf-8") as f:
+            text = f.read().strip()
+        try:
+            local = json.loads(text.splitlines()[-1])
+        except (ValueError, IndexError):
+            local = None
+            failed.append("local (no JSON object from genesis_bench_local)")
+            print("genesis_bench_local printed no JSON object")
+    if local:
+        g = local.get
+        print(markdown_table(
+            ["jobs", "slots", "floor wall / job", "launcher wall / job", "launcher / floor",
+             "launcher CPU / job", "target"],
+            [[g("jobs"), g("slots"), f"{fmt(g('floor_wall_per_job_ms'))} ms",
+              f"{fmt(g('launcher_wall_per_job_ms'))} ms", fmt(g("ratio"), 4),
+              f"{fmt(g('launcher_cpu_per_job_ms'))} ms", "wall <= 1.03 x floor, CPU <= 0.5 ms / job"]]))
+    elif args.local_note:
+        print(args.local_note)
+
+    machine = machine_info()
+    print()
+    print(f"machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB, "
+          f"Linux {machine['kernel']}, load average (1 min) now {fmt(machine['load_1min_at_report'])}")
+    if failed:
+        print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
+
+    if args.json_out:
+        out = {
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "command": args.command,
+            "jobs": args.jobs,
+            "sdk_version": args.sdk_version,
+            "machine": machine,
+            "runs": runs,
+            "table": table,
+            "local": local,
+            "local_note": args.local_note,
+            "failed": failed,
+        }
+        with open(args.json_out, "w", encoding="utf-8") as f:
+            json.dump(out, f, indent=2)
+            f.write("\n")
+        print(f"[bench] wrote {args.json_out}")
+    return 1 if failed else 0
+
+
+def main(argv):
+    if len(argv) >= 2 and argv[0] == "ready":
+        return cmd_ready(argv[1])
+    if len(argv) == 10 and argv[0] == "record":
+        return cmd_record(*argv[1:])
+    if argv and argv[0] == "report":
+        p = argparse.ArgumentParser(prog="bench_report.py report")
+        p.add_argument("results")
+        p.add_argument("--local")
+        p.add_argument("--local-note")
+        p.add_argument("--json-out")
+        p.add_argument("--command", default="")
+        p.add_argument("--jobs", type=int, default=0)
+        p.add_argument("--sdk-version", default="")
+        return cmd_report(p.parse_args(argv[1:]))
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
