@@ -324,6 +324,30 @@ TEST_F(LocalLauncher, MissingInterpreterIsSetupFailed) {
     EXPECT_THAT(r.diagnostic, HasSubstr("'no-such-python-interpreter' not found on PATH"));
 }
 
+TEST_F(LocalLauncher, TheInterpreterIsLookedUpOncePerLauncher) {
+    // `py` is found in bin2 for the first job; a `py` put in bin1 (earlier on the
+    // same PATH) afterwards is not seen by the same launcher, only by a new one.
+    auto bin1 = dir / "bin1", bin2 = dir / "bin2";
+    fs::create_directories(bin1);
+    auto stand_in = [&](const fs::path& bin, const std::string& name) {
+        write_file(bin / "py", "#!/bin/sh\necho " + name + " >> \"$(dirname \"$0\")/../used\"\nexec " +
+                                   std::string(GENESIS_TEST_PYTHON) + " \"$@\"\n");
+        fs::permissions(bin / "py", fs::perms::owner_all);
+    };
+    stand_in(bin2, "bin2");
+    cfg.local.python = "py";
+    cfg.env_vars = {{"PATH", bin1.string() + ":" + bin2.string() + ":" + std::string(std::getenv("PATH"))}};
+    EXPECT_EQ(run(job("ok.py")).result, gl::outcome::ok);
+    stand_in(bin1, "bin1");
+    EXPECT_EQ(run(job("ok.py")).result, gl::outcome::ok);
+    EXPECT_EQ(read_file(dir / "used"), "bin2\nbin2\n");
+
+    launcher->shutdown();
+    launcher.reset();
+    EXPECT_EQ(run(job("ok.py")).result, gl::outcome::ok);
+    EXPECT_EQ(read_file(dir / "used"), "bin2\nbin2\nbin1\n");
+}
+
 TEST_F(LocalLauncher, CondaEnvRunsTheEvaluatorThroughCondaRun) {
     // A stand-in `conda` on PATH records its arguments and runs the rest.
     auto bin = dir / "bin";

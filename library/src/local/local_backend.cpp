@@ -16,6 +16,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <map>
+#include <utility>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -167,26 +169,21 @@ struct private_tmp_dir {
         return {};
     }
 
-    // Empty, or an error message.
+    // Now. Empty, or an error message.
     std::string remove() {
         if (path.empty()) return {};
-        const fs::path p = std::exchange(path, {});
-        std::error_code ec;
-        fs::remove_all(p, ec);
-        if (ec) {
-            // A candidate may have left folders without write or search permission.
-            for (auto it = fs::recursive_directory_iterator(p, fs::directory_options::skip_permission_denied, ec);
-                 !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-                std::error_code ignored;
-                if (it->is_directory(ignored) && !it->is_symlink(ignored))
-                    fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ignored);
-            }
-            std::error_code ignored;
-            fs::permissions(p, fs::perms::owner_all, fs::perm_options::add, ignored);
-            ec.clear();
-            fs::remove_all(p, ec);
+        return remove_tree(std::exchange(path, {}));
+    }
+
+    // Gone from its path now, deleted by `janitor` (or here when it cannot take it).
+    // Empty, or an error message.
+    std::string dispose(tmp_janitor& janitor) {
+        if (path.empty()) return {};
+        if (janitor.dispose(path)) {
+            path.clear();
+            return {};
         }
-        return ec ? "could not remove the job's temp folder " + p.string() + ": " + ec.message() : std::string();
+        return remove();
     }
 };
 
@@ -341,11 +338,11 @@ private:
         fs::path exe;
         const std::string path_env = env.get("PATH");
         if (cfg_.local.conda_env) {
-            exe = find_executable("conda", path_env);
+            exe = resolve("conda", path_env);
             if (exe.empty()) co_return fail_setup("job_config.conda_env is set but 'conda' was not found on PATH");
             args.insert(args.begin(), {"run", "-n", *cfg_.local.conda_env, "--no-capture-output", cfg_.local.python});
         } else {
-            exe = find_executable(cfg_.local.python, path_env);
+            exe = resolve(cfg_.local.python, path_env);
             if (exe.empty()) co_return fail_setup("python interpreter '" + cfg_.local.python + "' not found" +
                                                   (cfg_.local.python.find('/') == std::string::npos ? " on PATH" : ""));
         }
@@ -472,7 +469,8 @@ private:
         if (st.sweep.escaped)
             r.warnings.push_back("killed " + std::to_string(st.sweep.escaped) +
                                  " process(es) of the job that had left its process group");
-        if (auto why = tmp.remove(); !why.empty()) r.warnings.push_back(std::move(why));
+        if (auto why = tmp.dispose(janitor_); !why.empty()) r.warnings.push_back(std::move(why));
+        if (auto why = janitor_.take_error(); !why.empty()) r.warnings.push_back(std::move(why));
         if (st.pipes_abandoned)
             r.warnings.push_back("a process outside the job's process group kept its output open; stopped reading");
 
@@ -526,9 +524,21 @@ private:
         co_return r;
     }
 
+    // The interpreter (or conda) is looked up once per launcher and PATH, not per
+    // job; a name that is not found is looked up again by the next job.
+    fs::path resolve(const std::string& name, const std::string& path_env) {
+        auto key = std::make_pair(name, path_env);
+        if (auto it = resolved_.find(key); it != resolved_.end()) return it->second;
+        fs::path exe = find_executable(name, path_env);
+        if (!exe.empty()) resolved_.emplace(std::move(key), exe);
+        return exe;
+    }
+
     strand_type strand_;
     const launcher_config& cfg_;
     const logger& log_;
+    std::map<std::pair<std::string, std::string>, fs::path> resolved_;  // on the strand
+    tmp_janitor janitor_;
 };
 
 }  // namespace
