@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <fcntl.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -143,6 +144,71 @@ struct job_process_init {
         if (int err = close_descriptors_except(launcher.fd_whitelist.data(), launcher.fd_whitelist.size()))
             return {err, boost::system::system_category()};
         return {};
+    }
+};
+
+// Boost 1.81's default_launcher, less two things an evaluator does not need. Its
+// child rebuilds the io_context's reactor between fork and exec
+// (notify_fork(fork_child): a new epoll, timerfd and eventfd, and every registered
+// descriptor added again, under the reactor's mutexes, with allocations): work for
+// every job, on the parent's path (it waits for the exec), that grows with the
+// engine's open sockets, and not safe when another thread held one of those
+// mutexes at fork. And a child whose exec failed calls exit() (atexit handlers)
+// and is never reaped. Here the child runs the initializers, closes descriptors
+// and execs; on failure it reports the error over the pipe and _exits, and the
+// parent reaps it.
+struct job_launcher : bp::posix::default_launcher {
+    template <typename Args, typename... Inits>
+    bp::basic_process<asio::any_io_executor> launch(asio::any_io_executor exec, error_code& ec,
+                                                    const bp::filesystem::path& executable, Args&& args,
+                                                    Inits&&... inits) {
+        namespace bpd = bp::posix::detail;
+        const char* const* argv = build_argv_(executable, std::forward<Args>(args));
+        pipe_guard pg;
+        if (::pipe2(pg.p, O_CLOEXEC) != 0) {
+            ec.assign(errno, boost::system::system_category());
+            return bp::basic_process<asio::any_io_executor>(exec);
+        }
+        ec = bpd::on_setup(*this, executable, argv, inits...);
+        if (ec) {
+            bpd::on_error(*this, executable, argv, ec, inits...);
+            return bp::basic_process<asio::any_io_executor>(exec);
+        }
+        fd_whitelist.push_back(pg.p[1]);
+        pid = ::fork();
+        if (pid == -1) {
+            ec.assign(errno, boost::system::system_category());
+            bpd::on_fork_error(*this, executable, argv, ec, inits...);
+            bpd::on_error(*this, executable, argv, ec, inits...);
+            return bp::basic_process<asio::any_io_executor>(exec);
+        }
+        if (pid == 0) {
+            ::close(pg.p[0]);
+            error_code child_ec = bpd::on_exec_setup(*this, executable, argv, inits...);
+            if (!child_ec) close_all_fds(child_ec);
+            if (!child_ec) {
+                ::execve(executable.c_str(), const_cast<char* const*>(argv), const_cast<char* const*>(env));
+                child_ec.assign(errno, boost::system::system_category());
+            }
+            const int err = child_ec.value();
+            [[maybe_unused]] const auto written = ::write(pg.p[1], &err, sizeof err);
+            ::_exit(127);
+        }
+        ::close(pg.p[1]);
+        pg.p[1] = -1;
+        int child_error = 0;
+        ssize_t count;
+        while ((count = ::read(pg.p[0], &child_error, sizeof child_error)) == -1 && errno == EINTR) {}
+        if (count != 0) {
+            ec.assign(count < 0 ? errno : child_error, boost::system::system_category());
+            int status = 0;
+            while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+            bpd::on_error(*this, executable, argv, ec, inits...);
+            return bp::basic_process<asio::any_io_executor>(exec);
+        }
+        bp::basic_process<asio::any_io_executor> proc(exec, pid);
+        bpd::on_success(*this, executable, argv, ec, inits...);
+        return proc;
     }
 };
 
@@ -376,7 +442,7 @@ private:
         run_state st(ex);
         st.cgroup = cgroup.active() ? &cgroup : nullptr;
         error_code spawn_ec;
-        bp::basic_process<asio::any_io_executor> proc = bp::default_process_launcher()(
+        bp::basic_process<asio::any_io_executor> proc = job_launcher().launch(
             ex, spawn_ec, exe, args, bp::process_stdio{nullptr, out_pipe, err_pipe},
             job_process_init{&env, &limits, &network, &cgroup, sandboxed, lp.kill_on_parent_exit ? ::getpid() : 0});
         if (spawn_ec) {
