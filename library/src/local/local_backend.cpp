@@ -23,6 +23,8 @@
 #include <cstring>
 #include <limits>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -125,10 +127,19 @@ struct job_process_init {
         // First: every process the job starts is then counted against pids.max.
         if (int err = cgroup->enter()) return {err, boost::system::system_category()};
         if ((new_session ? ::setsid() : ::setpgid(0, 0)) < 0) return {errno, boost::system::system_category()};
-        sigset_t all;
-        ::sigemptyset(&all);
-        ::sigprocmask(SIG_SETMASK, &all, nullptr);
+        // Default dispositions first, then the empty mask (the launcher blocked every
+        // signal around the fork): no handler of the engine ever runs in the child,
+        // which may share the engine's memory until exec.
         for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD, SIGXCPU, SIGXFSZ}) ::signal(sig, SIG_DFL);
+        for (int sig = 1; sig < NSIG; ++sig) {
+            struct sigaction current {};
+            if (::sigaction(sig, nullptr, &current) == 0 && current.sa_handler != SIG_DFL &&
+                current.sa_handler != SIG_IGN)
+                ::signal(sig, SIG_DFL);
+        }
+        sigset_t none;
+        ::sigemptyset(&none);
+        ::sigprocmask(SIG_SETMASK, &none, nullptr);
         if (int err = enter_network_isolation(*network)) return {err, boost::system::system_category()};
         // After the namespaces: a change of credentials clears the parent-death signal.
         if (parent > 0) {
@@ -147,19 +158,27 @@ struct job_process_init {
     }
 };
 
-// Boost 1.81's default_launcher, less two things an evaluator does not need. Its
-// child rebuilds the io_context's reactor between fork and exec
-// (notify_fork(fork_child): a new epoll, timerfd and eventfd, and every registered
-// descriptor added again, under the reactor's mutexes, with allocations): work for
-// every job, on the parent's path (it waits for the exec), that grows with the
-// engine's open sockets, and not safe when another thread held one of those
-// mutexes at fork. And a child whose exec failed calls exit() (atexit handlers)
-// and is never reaped. Here the child runs the initializers, closes descriptors
-// and execs; on failure it reports the error over the pipe and _exits, and the
-// parent reaps it.
+// Boost 1.81's default_launcher, less what an evaluator does not need. Its child
+// rebuilds the io_context's reactor between fork and exec (notify_fork(fork_child):
+// a new epoll, timerfd and eventfd, and every registered descriptor added again,
+// under the reactor's mutexes, with allocations): work for every job, on the
+// parent's path (it waits for the exec), that grows with the engine's open sockets,
+// and not safe when another thread held one of those mutexes at fork. A child
+// whose exec failed calls exit() (atexit handlers) and is never reaped. And fork()
+// write-protects the whole engine for copy-on-write, after which the engine takes
+// a page fault for every page it writes again.
+//
+// Here, unless the child needs its own memory (`shared_memory` false: it enters
+// namespaces or a cgroup), it is started like posix_spawn does, with
+// clone(CLONE_VM | CLONE_VFORK) on a stack of its own: the engine's memory is not
+// copied, and this thread waits until the child has called exec. Every signal is
+// blocked around the clone; the initializers (job_process_init) reset the child's
+// dispositions before unblocking, and only make system calls. The child runs the
+// initializers (which also close the descriptors) and execs; on failure it reports
+// the error over the pipe and _exits, and the parent reaps it.
 struct job_launcher : bp::posix::default_launcher {
     template <typename Args, typename... Inits>
-    bp::basic_process<asio::any_io_executor> launch(asio::any_io_executor exec, error_code& ec,
+    bp::basic_process<asio::any_io_executor> launch(asio::any_io_executor exec, error_code& ec, bool shared_memory,
                                                     const bp::filesystem::path& executable, Args&& args,
                                                     Inits&&... inits) {
         namespace bpd = bp::posix::detail;
@@ -175,24 +194,35 @@ struct job_launcher : bp::posix::default_launcher {
             return bp::basic_process<asio::any_io_executor>(exec);
         }
         fd_whitelist.push_back(pg.p[1]);
-        pid = ::fork();
-        if (pid == -1) {
-            ec.assign(errno, boost::system::system_category());
-            bpd::on_fork_error(*this, executable, argv, ec, inits...);
-            bpd::on_error(*this, executable, argv, ec, inits...);
-            return bp::basic_process<asio::any_io_executor>(exec);
-        }
-        if (pid == 0) {
-            ::close(pg.p[0]);
+        const int error_fd = pg.p[1];
+        auto child = [&]() {
             error_code child_ec = bpd::on_exec_setup(*this, executable, argv, inits...);
-            if (!child_ec) close_all_fds(child_ec);
             if (!child_ec) {
                 ::execve(executable.c_str(), const_cast<char* const*>(argv), const_cast<char* const*>(env));
                 child_ec.assign(errno, boost::system::system_category());
             }
             const int err = child_ec.value();
-            [[maybe_unused]] const auto written = ::write(pg.p[1], &err, sizeof err);
+            [[maybe_unused]] const auto written = ::write(error_fd, &err, sizeof err);
             ::_exit(127);
+        };
+        sigset_t all, saved;
+        ::sigfillset(&all);
+        ::pthread_sigmask(SIG_SETMASK, &all, &saved);
+        if (shared_memory) {
+            if (stack_.empty()) stack_.resize(256 * 1024);
+            pid = ::clone(&run_child<decltype(child)>, stack_.data() + stack_.size(), CLONE_VM | CLONE_VFORK | SIGCHLD,
+                          &child);
+        } else {
+            pid = ::fork();
+            if (pid == 0) child();
+        }
+        const int clone_errno = errno;
+        ::pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+        if (pid == -1) {
+            ec.assign(clone_errno, boost::system::system_category());
+            bpd::on_fork_error(*this, executable, argv, ec, inits...);
+            bpd::on_error(*this, executable, argv, ec, inits...);
+            return bp::basic_process<asio::any_io_executor>(exec);
         }
         ::close(pg.p[1]);
         pg.p[1] = -1;
@@ -209,6 +239,18 @@ struct job_launcher : bp::posix::default_launcher {
         bp::basic_process<asio::any_io_executor> proc(exec, pid);
         bpd::on_success(*this, executable, argv, ec, inits...);
         return proc;
+    }
+
+    // The child's stack while it shares our memory (the stack grows down from its end).
+    std::vector<char>& stack_;
+
+    explicit job_launcher(std::vector<char>& stack) : stack_(stack) {}
+
+private:
+    template <typename F>
+    static int run_child(void* f) {
+        (*static_cast<F*>(f))();
+        return 127;  // not reached: the child execs or _exits
     }
 };
 
@@ -442,8 +484,11 @@ private:
         run_state st(ex);
         st.cgroup = cgroup.active() ? &cgroup : nullptr;
         error_code spawn_ec;
-        bp::basic_process<asio::any_io_executor> proc = job_launcher().launch(
-            ex, spawn_ec, exe, args, bp::process_stdio{nullptr, out_pipe, err_pipe},
+        // Namespaces and cgroups are entered by a child with its own memory (unshare of a
+        // user namespace refuses a shared one).
+        const bool shared_memory = !network.enabled && !cgroup.active();
+        bp::basic_process<asio::any_io_executor> proc = job_launcher(child_stack_).launch(
+            ex, spawn_ec, shared_memory, exe, args, bp::process_stdio{nullptr, out_pipe, err_pipe},
             job_process_init{&env, &limits, &network, &cgroup, sandboxed, lp.kill_on_parent_exit ? ::getpid() : 0});
         if (spawn_ec) {
             out.finish();
@@ -605,6 +650,7 @@ private:
     const logger& log_;
     std::map<std::pair<std::string, std::string>, fs::path> resolved_;  // on the strand
     tmp_janitor janitor_;
+    std::vector<char> child_stack_;  // job_launcher's, one spawn at a time on the strand
 };
 
 }  // namespace
