@@ -9,6 +9,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/json.hpp>
@@ -17,6 +18,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <csignal>
 #include <fstream>
 #include <future>
 #include <memory>
@@ -493,6 +495,31 @@ TEST_F(LocalLauncher, WithoutLimitsTheEvaluatorInheritsOursExceptCoreDumps) {
     EXPECT_EQ(limit_of(report, "NOFILE"),
               (std::vector<std::int64_t>{own_limit(RLIMIT_NOFILE, false), own_limit(RLIMIT_NOFILE, true)}));
     EXPECT_EQ(limit_of(report, "CORE"), (std::vector<std::int64_t>{0, own_limit(RLIMIT_CORE, true)}));
+}
+
+TEST_F(LocalLauncher, TheEvaluatorStartsWithNoSignalBlockedOrIgnored) {
+    // The engine ignores SIGHUP and its io thread blocks SIGUSR1 and SIGTERM; none of
+    // it reaches the evaluator (the launcher also blocks every signal around the start).
+    struct sigaction ignore {}, saved_hup{};
+    ignore.sa_handler = SIG_IGN;
+    ASSERT_EQ(::sigaction(SIGHUP, &ignore, &saved_hup), 0);
+    std::promise<void> blocked;
+    asio::post(io, [&] {
+        sigset_t set;
+        ::sigemptyset(&set);
+        ::sigaddset(&set, SIGUSR1);
+        ::sigaddset(&set, SIGTERM);
+        ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+        blocked.set_value();
+    });
+    blocked.get_future().wait();
+    auto report = probe_report(run(job("probe.py")));
+    ::sigaction(SIGHUP, &saved_hup, nullptr);
+    ASSERT_TRUE(report.at("sigblk").is_int64()) << boost::json::serialize(report);
+    EXPECT_EQ(report.at("sigblk").as_int64(), 0);
+    const std::int64_t ignored = report.at("sigign").as_int64();
+    // (Python ignores SIGPIPE itself at start-up: not checked.)
+    for (int sig : {SIGHUP, SIGUSR1, SIGTERM}) EXPECT_EQ(ignored & (std::int64_t{1} << (sig - 1)), 0) << sig;
 }
 
 TEST_F(LocalLauncher, CoreDumpsCanBeAllowed) {
