@@ -327,6 +327,9 @@ int main(int argc, char** argv) {
         std::printf("genesis-launch local backend vs xargs -P, N=%d S=%d, %d round(s) (medians; order alternates)\n",
                     o.jobs, o.slots, o.rounds);
         std::printf("  python                      %s\n", o.python.c_str());
+        if (!o.private_tmp || !o.kill_escaped)
+            std::printf("  turned off                  %s%s\n", o.private_tmp ? "" : "private_tmp ",
+                        o.kill_escaped ? "" : "kill_escaped");
         std::printf("  jobs ok                     %s\n", failed ? "NO" : "all");
         if (want_floor)
             std::printf("  floor wall / job            %.3f ms (best %.3f)\n", num("floor_wall_per_job_ms"),
