@@ -158,6 +158,20 @@ struct job_process_init {
     }
 };
 
+// Sanitizer runtimes keep per-thread state (fake stacks, shadow state) that a child
+// sharing this thread's memory would use and corrupt: those builds always fork.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool child_may_share_memory = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+constexpr bool child_may_share_memory = false;
+#else
+constexpr bool child_may_share_memory = true;
+#endif
+#else
+constexpr bool child_may_share_memory = true;
+#endif
+
 // Boost 1.81's default_launcher, less what an evaluator does not need. Its child
 // rebuilds the io_context's reactor between fork and exec (notify_fork(fork_child):
 // a new epoll, timerfd and eventfd, and every registered descriptor added again,
@@ -486,7 +500,7 @@ private:
         error_code spawn_ec;
         // Namespaces and cgroups are entered by a child with its own memory (unshare of a
         // user namespace refuses a shared one).
-        const bool shared_memory = !network.enabled && !cgroup.active();
+        const bool shared_memory = child_may_share_memory && !network.enabled && !cgroup.active();
         bp::basic_process<asio::any_io_executor> proc = job_launcher(child_stack_).launch(
             ex, spawn_ec, shared_memory, exe, args, bp::process_stdio{nullptr, out_pipe, err_pipe},
             job_process_init{&env, &limits, &network, &cgroup, sandboxed, lp.kill_on_parent_exit ? ::getpid() : 0});
