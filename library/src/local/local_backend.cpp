@@ -16,12 +16,14 @@
 
 #include <algorithm>
 #include <cctype>
-#include <map>
-#include <utility>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <map>
+#include <utility>
+#include <vector>
+
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
