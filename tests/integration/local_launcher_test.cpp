@@ -9,6 +9,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/json.hpp>
@@ -17,6 +18,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <csignal>
 #include <fstream>
 #include <future>
 #include <memory>
@@ -324,6 +326,30 @@ TEST_F(LocalLauncher, MissingInterpreterIsSetupFailed) {
     EXPECT_THAT(r.diagnostic, HasSubstr("'no-such-python-interpreter' not found on PATH"));
 }
 
+TEST_F(LocalLauncher, TheInterpreterIsLookedUpOncePerLauncher) {
+    // `py` is found in bin2 for the first job; a `py` put in bin1 (earlier on the
+    // same PATH) afterwards is not seen by the same launcher, only by a new one.
+    auto bin1 = dir / "bin1", bin2 = dir / "bin2";
+    fs::create_directories(bin1);
+    auto stand_in = [&](const fs::path& bin, const std::string& name) {
+        write_file(bin / "py", "#!/bin/sh\necho " + name + " >> \"$(dirname \"$0\")/../used\"\nexec " +
+                                   std::string(GENESIS_TEST_PYTHON) + " \"$@\"\n");
+        fs::permissions(bin / "py", fs::perms::owner_all);
+    };
+    stand_in(bin2, "bin2");
+    cfg.local.python = "py";
+    cfg.env_vars = {{"PATH", bin1.string() + ":" + bin2.string() + ":" + std::string(std::getenv("PATH"))}};
+    EXPECT_EQ(run(job("ok.py")).result, gl::outcome::ok);
+    stand_in(bin1, "bin1");
+    EXPECT_EQ(run(job("ok.py")).result, gl::outcome::ok);
+    EXPECT_EQ(read_file(dir / "used"), "bin2\nbin2\n");
+
+    launcher->shutdown();
+    launcher.reset();
+    EXPECT_EQ(run(job("ok.py")).result, gl::outcome::ok);
+    EXPECT_EQ(read_file(dir / "used"), "bin2\nbin2\nbin1\n");
+}
+
 TEST_F(LocalLauncher, CondaEnvRunsTheEvaluatorThroughCondaRun) {
     // A stand-in `conda` on PATH records its arguments and runs the rest.
     auto bin = dir / "bin";
@@ -469,6 +495,31 @@ TEST_F(LocalLauncher, WithoutLimitsTheEvaluatorInheritsOursExceptCoreDumps) {
     EXPECT_EQ(limit_of(report, "NOFILE"),
               (std::vector<std::int64_t>{own_limit(RLIMIT_NOFILE, false), own_limit(RLIMIT_NOFILE, true)}));
     EXPECT_EQ(limit_of(report, "CORE"), (std::vector<std::int64_t>{0, own_limit(RLIMIT_CORE, true)}));
+}
+
+TEST_F(LocalLauncher, TheEvaluatorStartsWithNoSignalBlockedOrIgnored) {
+    // The engine ignores SIGHUP and its io thread blocks SIGUSR1 and SIGTERM; none of
+    // it reaches the evaluator (the launcher also blocks every signal around the start).
+    struct sigaction ignore {}, saved_hup{};
+    ignore.sa_handler = SIG_IGN;
+    ASSERT_EQ(::sigaction(SIGHUP, &ignore, &saved_hup), 0);
+    std::promise<void> blocked;
+    asio::post(io, [&] {
+        sigset_t set;
+        ::sigemptyset(&set);
+        ::sigaddset(&set, SIGUSR1);
+        ::sigaddset(&set, SIGTERM);
+        ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+        blocked.set_value();
+    });
+    blocked.get_future().wait();
+    auto report = probe_report(run(job("probe.py")));
+    ::sigaction(SIGHUP, &saved_hup, nullptr);
+    ASSERT_TRUE(report.at("sigblk").is_int64()) << boost::json::serialize(report);
+    EXPECT_EQ(report.at("sigblk").as_int64(), 0);
+    const std::int64_t ignored = report.at("sigign").as_int64();
+    // (Python ignores SIGPIPE itself at start-up: not checked.)
+    for (int sig : {SIGHUP, SIGUSR1, SIGTERM}) EXPECT_EQ(ignored & (std::int64_t{1} << (sig - 1)), 0) << sig;
 }
 
 TEST_F(LocalLauncher, CoreDumpsCanBeAllowed) {

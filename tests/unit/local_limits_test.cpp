@@ -274,3 +274,40 @@ TEST(LocalPidsCgroup, NoUsableFolderIsAOneLineReason) {
 }
 
 }  // namespace
+
+// ---- the jobs' temp folders ----
+
+TEST(LocalTmpJanitor, AFolderIsGoneAtOnceAndDeletedWithEverythingInIt) {
+    genesis_test::temp_dir dir;
+    namespace fs = std::filesystem;
+    const fs::path job_tmp = dir / "genesis-job-1-abcdef";
+    genesis_test::write_file(job_tmp / "data.bin", std::string(4096, 'x'));
+    genesis_test::write_file(job_tmp / "locked" / "inside.txt", "x");
+    fs::permissions(job_tmp / "locked", fs::perms::owner_read, fs::perm_options::replace);  // no write, no search
+    fs::path trash;
+    {
+        gd::tmp_janitor janitor;
+        ASSERT_TRUE(janitor.dispose(job_tmp));
+        EXPECT_FALSE(fs::exists(job_tmp));  // before any result would be delivered
+        trash = janitor.trash();
+        EXPECT_EQ(trash.parent_path(), dir.path());
+        EXPECT_THAT(trash.filename().string(), ::testing::StartsWith("genesis-launch-trash-"));
+    }
+    // The destructor waited for the deletion and removed the trash folder.
+    EXPECT_FALSE(fs::exists(trash));
+    EXPECT_TRUE(fs::is_empty(dir.path()));
+}
+
+TEST(LocalTmpJanitor, AFolderElsewhereIsLeftToTheCaller) {
+    genesis_test::temp_dir dir;
+    namespace fs = std::filesystem;
+    fs::create_directories(dir / "a" / "job-1");
+    fs::create_directories(dir / "b" / "job-2");
+    gd::tmp_janitor janitor;
+    ASSERT_TRUE(janitor.dispose(dir / "a" / "job-1"));
+    // The trash is next to the first folder; a rename cannot cross to another parent safely.
+    EXPECT_FALSE(janitor.dispose(dir / "b" / "job-2"));
+    EXPECT_TRUE(fs::is_directory(dir / "b" / "job-2"));
+    EXPECT_FALSE(janitor.dispose(dir / "a" / "no-such-folder"));
+    EXPECT_EQ(janitor.take_error(), "");
+}

@@ -4,11 +4,14 @@
 #include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <system_error>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <dirent.h>
@@ -158,10 +161,12 @@ int open_pidfd(pid_t pid) noexcept { return static_cast<int>(::syscall(SYS_pidfd
 int pidfd_kill(int pidfd) noexcept { return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0)); }
 
 // True when /proc/<pid>/environ holds the exact entry `needle` ("\0NAME=VALUE\0"
-// with the leading NUL standing for the start of the block).
+// with the leading NUL standing for the start of the block). One open, usually
+// one read (a short read of environ is its end), one close.
 bool environment_holds(pid_t pid, const std::string& needle) {
-    const std::string path = "/proc/" + std::to_string(pid) + "/environ";
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    char path[32];
+    std::snprintf(path, sizeof path, "/proc/%d/environ", static_cast<int>(pid));
+    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return false;
     std::string block(1, '\0');
     char buf[16 * 1024];
@@ -169,6 +174,7 @@ bool environment_holds(pid_t pid, const std::string& needle) {
         const ssize_t n = ::read(fd, buf, sizeof buf);
         if (n <= 0) break;
         block.append(buf, static_cast<std::size_t>(n));
+        if (static_cast<std::size_t>(n) < sizeof buf) break;
     }
     ::close(fd);
     block.push_back('\0');
@@ -198,8 +204,12 @@ sweep_result kill_marked_processes(std::string_view marker, pid_t group) {
             if (!end || *end != '\0' || value <= 0) continue;
             const auto pid = static_cast<pid_t>(value);
             if (pid == self) continue;
-            // The pidfd pins the process: if the pid is recycled after this point,
-            // the signal below goes nowhere instead of to a stranger.
+            // Most processes are not the job's: their environment is read once and
+            // nothing else is done. A marked one is pinned by a pidfd and read again
+            // through its pid: if the pid was recycled in between, the second read is
+            // of the new process (killed only if it is marked too), and the signal
+            // goes to the pinned process (or nowhere if it is gone), never to a stranger.
+            if (!environment_holds(pid, needle)) continue;
             const int pidfd = open_pidfd(pid);
             if (pidfd < 0) continue;
             if (environment_holds(pid, needle)) {
@@ -238,6 +248,84 @@ std::size_t signal_group_except_leader(pid_t group, int sig) {
     }
     ::closedir(proc);
     return signalled;
+}
+
+// ---- the jobs' temp folders ---------------------------------------------------------
+
+namespace fs = std::filesystem;
+
+std::string remove_tree(const fs::path& dir) {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    if (ec) {
+        // A candidate may have left folders without write or search permission.
+        for (auto it = fs::recursive_directory_iterator(dir, fs::directory_options::skip_permission_denied, ec);
+             !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+            std::error_code ignored;
+            if (it->is_directory(ignored) && !it->is_symlink(ignored))
+                fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ignored);
+        }
+        std::error_code ignored;
+        fs::permissions(dir, fs::perms::owner_all, fs::perm_options::add, ignored);
+        ec.clear();
+        fs::remove_all(dir, ec);
+    }
+    return ec ? "could not remove the job's temp folder " + dir.string() + ": " + ec.message() : std::string();
+}
+
+tmp_janitor::~tmp_janitor() {
+    {
+        std::lock_guard lock(mutex_);
+        stop_ = true;
+    }
+    wake_.notify_one();
+    if (thread_.joinable()) thread_.join();
+    for (const auto& p : queue_) remove_tree(p);  // only when the thread never ran
+    if (!trash_.empty()) ::rmdir(trash_.c_str());
+}
+
+bool tmp_janitor::dispose(const fs::path& dir) {
+    const fs::path parent = dir.parent_path();
+    if (trash_.empty()) {
+        std::string templ = (parent / "genesis-launch-trash-XXXXXX").string();
+        if (!::mkdtemp(templ.data())) return false;
+        try {
+            thread_ = std::thread([this] { run(); });
+        } catch (const std::system_error&) {
+            ::rmdir(templ.c_str());
+            return false;
+        }
+        trash_ = templ;  // the thread never reads it
+    } else if (trash_.parent_path() != parent) {
+        return false;
+    }
+    const fs::path target = trash_ / dir.filename();
+    if (::rename(dir.c_str(), target.c_str()) != 0) return false;
+    {
+        std::lock_guard lock(mutex_);
+        queue_.push_back(target);
+    }
+    wake_.notify_one();
+    return true;
+}
+
+std::string tmp_janitor::take_error() {
+    std::lock_guard lock(mutex_);
+    return std::exchange(error_, {});
+}
+
+void tmp_janitor::run() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+        wake_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stopping, and everything is deleted
+        const fs::path p = std::move(queue_.front());
+        queue_.pop_front();
+        lock.unlock();
+        std::string why = remove_tree(p);
+        lock.lock();
+        if (!why.empty()) error_ = std::move(why);
+    }
 }
 
 // ---- bubblewrap ------------------------------------------------------------------

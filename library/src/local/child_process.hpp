@@ -10,10 +10,15 @@
 #include "genesis/launch/config.hpp"
 
 #include <array>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <sys/resource.h>
@@ -63,6 +68,49 @@ network_isolation plan_network_isolation(bool network);
 
 // In the child: enters the planned namespaces and brings loopback up. 0 or an errno value.
 int enter_network_isolation(const network_isolation& plan) noexcept;
+
+// ---- the jobs' temp folders ----
+
+// Removes a folder and everything in it, also subfolders a candidate left without
+// write or search permission. Empty, or an error message.
+std::string remove_tree(const std::filesystem::path& dir);
+
+// Deletes the jobs' temp folders on one thread of its own, so that deleting (an
+// rmdir can take milliseconds on a busy disk) never holds up the io_context
+// thread between one job and the next. A folder is first renamed into a trash
+// folder next to it (genesis-launch-trash-XXXXXX), so its path is gone before the
+// job's result is delivered. The thread sleeps on a condition variable while there
+// is nothing to delete; it starts with the first folder and is joined, with
+// everything deleted and the trash folder removed, by the destructor.
+class tmp_janitor {
+public:
+    tmp_janitor() = default;
+    tmp_janitor(const tmp_janitor&) = delete;
+    tmp_janitor& operator=(const tmp_janitor&) = delete;
+    ~tmp_janitor();
+
+    // Moves `dir` into the trash and queues it for deletion. False when that is not
+    // possible (the caller then removes it itself): a folder in another parent
+    // than the first one, a failed rename, no thread. Called from one thread (or strand).
+    bool dispose(const std::filesystem::path& dir);
+
+    // Why folders deleted since the last call could not be (empty: all were).
+    std::string take_error();
+
+    // The trash folder (empty before the first dispose).
+    const std::filesystem::path& trash() const { return trash_; }
+
+private:
+    void run();
+
+    std::filesystem::path trash_;  // set before the thread starts
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    std::deque<std::filesystem::path> queue_;
+    std::string error_;
+    bool stop_ = false;
+    std::thread thread_;
+};
 
 // ---- bubblewrap (job_config.isolation: bwrap) ----
 

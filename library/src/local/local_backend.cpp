@@ -20,6 +20,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <map>
+#include <utility>
+#include <vector>
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -122,10 +129,19 @@ struct job_process_init {
         // First: every process the job starts is then counted against pids.max.
         if (int err = cgroup->enter()) return {err, boost::system::system_category()};
         if ((new_session ? ::setsid() : ::setpgid(0, 0)) < 0) return {errno, boost::system::system_category()};
-        sigset_t all;
-        ::sigemptyset(&all);
-        ::sigprocmask(SIG_SETMASK, &all, nullptr);
+        // Default dispositions first, then the empty mask (the launcher blocked every
+        // signal around the fork): no handler of the engine ever runs in the child,
+        // which may share the engine's memory until exec.
         for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD, SIGXCPU, SIGXFSZ}) ::signal(sig, SIG_DFL);
+        for (int sig = 1; sig < NSIG; ++sig) {
+            struct sigaction current {};
+            if (::sigaction(sig, nullptr, &current) == 0 && current.sa_handler != SIG_DFL &&
+                current.sa_handler != SIG_IGN)
+                ::signal(sig, SIG_DFL);
+        }
+        sigset_t none;
+        ::sigemptyset(&none);
+        ::sigprocmask(SIG_SETMASK, &none, nullptr);
         if (int err = enter_network_isolation(*network)) return {err, boost::system::system_category()};
         // After the namespaces: a change of credentials clears the parent-death signal.
         if (parent > 0) {
@@ -141,6 +157,116 @@ struct job_process_init {
         if (int err = close_descriptors_except(launcher.fd_whitelist.data(), launcher.fd_whitelist.size()))
             return {err, boost::system::system_category()};
         return {};
+    }
+};
+
+// Sanitizer runtimes keep per-thread state (fake stacks, shadow state) that a child
+// sharing this thread's memory would use and corrupt: those builds always fork.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool child_may_share_memory = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+constexpr bool child_may_share_memory = false;
+#else
+constexpr bool child_may_share_memory = true;
+#endif
+#else
+constexpr bool child_may_share_memory = true;
+#endif
+
+// Boost 1.81's default_launcher, less what an evaluator does not need. Its child
+// rebuilds the io_context's reactor between fork and exec (notify_fork(fork_child):
+// a new epoll, timerfd and eventfd, and every registered descriptor added again,
+// under the reactor's mutexes, with allocations): work for every job, on the
+// parent's path (it waits for the exec), that grows with the engine's open sockets,
+// and not safe when another thread held one of those mutexes at fork. A child
+// whose exec failed calls exit() (atexit handlers) and is never reaped. And fork()
+// write-protects the whole engine for copy-on-write, after which the engine takes
+// a page fault for every page it writes again.
+//
+// Here, unless the child needs its own memory (`shared_memory` false: it enters
+// namespaces or a cgroup), it is started like posix_spawn does, with
+// clone(CLONE_VM | CLONE_VFORK) on a stack of its own: the engine's memory is not
+// copied, and this thread waits until the child has called exec. Every signal is
+// blocked around the clone; the initializers (job_process_init) reset the child's
+// dispositions before unblocking, and only make system calls. The child runs the
+// initializers (which also close the descriptors) and execs; on failure it reports
+// the error over the pipe and _exits, and the parent reaps it.
+struct job_launcher : bp::posix::default_launcher {
+    template <typename Args, typename... Inits>
+    bp::basic_process<asio::any_io_executor> launch(asio::any_io_executor exec, error_code& ec, bool shared_memory,
+                                                    const bp::filesystem::path& executable, Args&& args,
+                                                    Inits&&... inits) {
+        namespace bpd = bp::posix::detail;
+        const char* const* argv = build_argv_(executable, std::forward<Args>(args));
+        pipe_guard pg;
+        if (::pipe2(pg.p, O_CLOEXEC) != 0) {
+            ec.assign(errno, boost::system::system_category());
+            return bp::basic_process<asio::any_io_executor>(exec);
+        }
+        ec = bpd::on_setup(*this, executable, argv, inits...);
+        if (ec) {
+            bpd::on_error(*this, executable, argv, ec, inits...);
+            return bp::basic_process<asio::any_io_executor>(exec);
+        }
+        fd_whitelist.push_back(pg.p[1]);
+        const int error_fd = pg.p[1];
+        auto child = [&]() {
+            error_code child_ec = bpd::on_exec_setup(*this, executable, argv, inits...);
+            if (!child_ec) {
+                ::execve(executable.c_str(), const_cast<char* const*>(argv), const_cast<char* const*>(env));
+                child_ec.assign(errno, boost::system::system_category());
+            }
+            const int err = child_ec.value();
+            [[maybe_unused]] const auto written = ::write(error_fd, &err, sizeof err);
+            ::_exit(127);
+        };
+        sigset_t all, saved;
+        ::sigfillset(&all);
+        ::pthread_sigmask(SIG_SETMASK, &all, &saved);
+        if (shared_memory) {
+            if (stack_.empty()) stack_.resize(256 * 1024);
+            pid = ::clone(&run_child<decltype(child)>, stack_.data() + stack_.size(), CLONE_VM | CLONE_VFORK | SIGCHLD,
+                          &child);
+        } else {
+            pid = ::fork();
+            if (pid == 0) child();
+        }
+        const int clone_errno = errno;
+        ::pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+        if (pid == -1) {
+            ec.assign(clone_errno, boost::system::system_category());
+            bpd::on_fork_error(*this, executable, argv, ec, inits...);
+            bpd::on_error(*this, executable, argv, ec, inits...);
+            return bp::basic_process<asio::any_io_executor>(exec);
+        }
+        ::close(pg.p[1]);
+        pg.p[1] = -1;
+        int child_error = 0;
+        ssize_t count;
+        while ((count = ::read(pg.p[0], &child_error, sizeof child_error)) == -1 && errno == EINTR) {}
+        if (count != 0) {
+            ec.assign(count < 0 ? errno : child_error, boost::system::system_category());
+            int status = 0;
+            while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+            bpd::on_error(*this, executable, argv, ec, inits...);
+            return bp::basic_process<asio::any_io_executor>(exec);
+        }
+        bp::basic_process<asio::any_io_executor> proc(exec, pid);
+        bpd::on_success(*this, executable, argv, ec, inits...);
+        return proc;
+    }
+
+    // The child's stack while it shares our memory (the stack grows down from its end).
+    std::vector<char>& stack_;
+
+    explicit job_launcher(std::vector<char>& stack) : stack_(stack) {}
+
+private:
+    template <typename F>
+    static int run_child(void* f) {
+        (*static_cast<F*>(f))();
+        return 127;  // not reached: the child execs or _exits
     }
 };
 
@@ -167,26 +293,21 @@ struct private_tmp_dir {
         return {};
     }
 
-    // Empty, or an error message.
+    // Now. Empty, or an error message.
     std::string remove() {
         if (path.empty()) return {};
-        const fs::path p = std::exchange(path, {});
-        std::error_code ec;
-        fs::remove_all(p, ec);
-        if (ec) {
-            // A candidate may have left folders without write or search permission.
-            for (auto it = fs::recursive_directory_iterator(p, fs::directory_options::skip_permission_denied, ec);
-                 !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-                std::error_code ignored;
-                if (it->is_directory(ignored) && !it->is_symlink(ignored))
-                    fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ignored);
-            }
-            std::error_code ignored;
-            fs::permissions(p, fs::perms::owner_all, fs::perm_options::add, ignored);
-            ec.clear();
-            fs::remove_all(p, ec);
+        return remove_tree(std::exchange(path, {}));
+    }
+
+    // Gone from its path now, deleted by `janitor` (or here when it cannot take it).
+    // Empty, or an error message.
+    std::string dispose(tmp_janitor& janitor) {
+        if (path.empty()) return {};
+        if (janitor.dispose(path)) {
+            path.clear();
+            return {};
         }
-        return ec ? "could not remove the job's temp folder " + p.string() + ": " + ec.message() : std::string();
+        return remove();
     }
 };
 
@@ -341,11 +462,11 @@ private:
         fs::path exe;
         const std::string path_env = env.get("PATH");
         if (cfg_.local.conda_env) {
-            exe = find_executable("conda", path_env);
+            exe = resolve("conda", path_env);
             if (exe.empty()) co_return fail_setup("job_config.conda_env is set but 'conda' was not found on PATH");
             args.insert(args.begin(), {"run", "-n", *cfg_.local.conda_env, "--no-capture-output", cfg_.local.python});
         } else {
-            exe = find_executable(cfg_.local.python, path_env);
+            exe = resolve(cfg_.local.python, path_env);
             if (exe.empty()) co_return fail_setup("python interpreter '" + cfg_.local.python + "' not found" +
                                                   (cfg_.local.python.find('/') == std::string::npos ? " on PATH" : ""));
         }
@@ -379,8 +500,11 @@ private:
         run_state st(ex);
         st.cgroup = cgroup.active() ? &cgroup : nullptr;
         error_code spawn_ec;
-        bp::basic_process<asio::any_io_executor> proc = bp::default_process_launcher()(
-            ex, spawn_ec, exe, args, bp::process_stdio{nullptr, out_pipe, err_pipe},
+        // Namespaces and cgroups are entered by a child with its own memory (unshare of a
+        // user namespace refuses a shared one).
+        const bool shared_memory = child_may_share_memory && !network.enabled && !cgroup.active();
+        bp::basic_process<asio::any_io_executor> proc = job_launcher(child_stack_).launch(
+            ex, spawn_ec, shared_memory, exe, args, bp::process_stdio{nullptr, out_pipe, err_pipe},
             job_process_init{&env, &limits, &network, &cgroup, sandboxed, lp.kill_on_parent_exit ? ::getpid() : 0});
         if (spawn_ec) {
             out.finish();
@@ -472,7 +596,8 @@ private:
         if (st.sweep.escaped)
             r.warnings.push_back("killed " + std::to_string(st.sweep.escaped) +
                                  " process(es) of the job that had left its process group");
-        if (auto why = tmp.remove(); !why.empty()) r.warnings.push_back(std::move(why));
+        if (auto why = tmp.dispose(janitor_); !why.empty()) r.warnings.push_back(std::move(why));
+        if (auto why = janitor_.take_error(); !why.empty()) r.warnings.push_back(std::move(why));
         if (st.pipes_abandoned)
             r.warnings.push_back("a process outside the job's process group kept its output open; stopped reading");
 
@@ -526,9 +651,22 @@ private:
         co_return r;
     }
 
+    // The interpreter (or conda) is looked up once per launcher and PATH, not per
+    // job; a name that is not found is looked up again by the next job.
+    fs::path resolve(const std::string& name, const std::string& path_env) {
+        auto key = std::make_pair(name, path_env);
+        if (auto it = resolved_.find(key); it != resolved_.end()) return it->second;
+        fs::path exe = find_executable(name, path_env);
+        if (!exe.empty()) resolved_.emplace(std::move(key), exe);
+        return exe;
+    }
+
     strand_type strand_;
     const launcher_config& cfg_;
     const logger& log_;
+    std::map<std::pair<std::string, std::string>, fs::path> resolved_;  // on the strand
+    tmp_janitor janitor_;
+    std::vector<char> child_stack_;  // job_launcher's, one spawn at a time on the strand
 };
 
 }  // namespace

@@ -8,6 +8,7 @@ correct.json true. metrics.json holds:
   interfaces: network interfaces of its namespace (/proc/self/net/dev)
   pdeathsig: the parent-death signal (prctl PR_GET_PDEATHSIG)
   uid, gid: its ids
+  sigblk, sigign: its blocked and ignored signals (/proc/self/status masks, as integers)
 """
 import argparse
 import ctypes
@@ -46,6 +47,13 @@ libc = ctypes.CDLL(None, use_errno=True)
 sig = ctypes.c_int(0)
 libc.prctl(2, ctypes.byref(sig), 0, 0, 0)  # PR_GET_PDEATHSIG
 
+signals = {}
+with open("/proc/self/status") as f:
+    for line in f:
+        key, _, value = line.partition(":")
+        if key in ("SigBlk", "SigIgn"):
+            signals[key.lower()] = int(value.strip(), 16)
+
 handle, temp_file = tempfile.mkstemp(prefix="probe-")
 os.close(handle)
 
@@ -61,6 +69,8 @@ report = {
     "pdeathsig": sig.value,
     "uid": os.getuid(),
     "gid": os.getgid(),
+    "sigblk": signals.get("sigblk"),
+    "sigign": signals.get("sigign"),
 }
 with open(os.path.join(args.results_dir, "metrics.json"), "w") as f:
     json.dump(report, f)
