@@ -236,6 +236,33 @@ def cmd_report(args):
     print(markdown_table(["workload", "transport", "genesis-launch", f"E2B JS SDK {args.sdk_version}",
                           "genesis-launch / SDK", "target"], rows))
 
+    # What bounds wall / ideal: genesis-launch runs on one io_context thread and
+    # the emulator on one, so wall >= each one's CPU time, and >= both together /
+    # cores. (Node uses more threads, so for the SDK only the last two hold.)
+    cores = os.cpu_count() or 1
+    floor_rows = []
+    for r in runs:
+        if r["latency_ms"] <= 0:
+            continue
+        for s in SIDES:
+            d = ((r.get(s) or {}).get("result")) or {}
+            if not d or not d.get("ideal_s"):
+                continue
+            n, ideal = r["jobs"], d["ideal_s"]
+            client = (d.get("cpu_ms_per_lifecycle") or 0) * n / 1000
+            emulator = (d.get("emulator_cpu_ms_per_lifecycle") or 0) * n / 1000
+            single_threaded = client if s == "genesis-launch" else 0
+            floor = max(ideal, single_threaded, emulator, (client + emulator) / cores) / ideal
+            floor_rows.append([r["transport"].upper(), r["in_flight"], r["latency_ms"], SIDE_NAMES[s],
+                               fmt(ideal), fmt(client), fmt(emulator), fmt(floor, 2), fmt(d.get("wall_over_ideal"))])
+    if floor_rows:
+        print()
+        print(f"## What bounds wall / ideal ({cores} cores: wall >= emulator CPU, >= client + emulator CPU "
+              f"/ {cores}, and >= client CPU for genesis-launch, which runs on one thread)")
+        print()
+        print(markdown_table(["transport", "C", "L ms", "client", "ideal s", "client CPU s", "emulator CPU s",
+                              "CPU floor of wall / ideal", "measured wall / ideal"], floor_rows))
+
     local = None
     print()
     print("## Local backend vs the xargs -P floor")

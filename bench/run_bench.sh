@@ -7,6 +7,7 @@
 #                      [--smoke] [--json-out FILE] [--cache-dir DIR] [--require-sdk]
 #                      [--no-local] [--local-args "ARGS"] [--keep]
 #                      [--emulator PATH] [--genesis-bench PATH] [--local-bench PATH]
+#                      [--results-tmp DIR]
 #
 # For each transport and each row (C in flight, L ms of latency per request;
 # default rows 100:0,100:50,1000:50, N = 1000 jobs) it starts ONE emulator
@@ -16,6 +17,12 @@
 # stats around its run. Then genesis_bench_local --json, if built. At the end:
 # every run, the issue's table (genesis-launch vs the SDK, ratios) and the local
 # comparison; --json-out writes all of it as JSON.
+#
+# The clients write their results folders (job logs, metrics.json, correct.json
+# per lifecycle, as the evaluation contract asks) under --results-tmp, by
+# default /dev/shm when it is a writable folder: on a disk file system, creating
+# inodes can cost more than the launcher itself (ext4 with many recently deleted
+# inodes: about 1 ms per file under load), and that is not what is measured.
 #
 # --smoke: N = 6, rows 3:0,3:5,6:5, no local benchmark (it proves the benchmark
 # works; nothing is timed). Every job of both clients must succeed: a failed side
@@ -61,7 +68,7 @@ while [ $# -gt 0 ]; do
   opt=$1
   shift
   case "$opt" in
-    --build-dir|--jobs|--rows|--transports|--json-out|--cache-dir|--local-args|--emulator|--genesis-bench|--local-bench)
+    --build-dir|--jobs|--rows|--transports|--json-out|--cache-dir|--local-args|--emulator|--genesis-bench|--local-bench|--results-tmp)
       [ $# -gt 0 ] || { echo "run_bench: $opt needs a value" >&2; exit 2; }
       val=$1
       shift
@@ -79,6 +86,7 @@ while [ $# -gt 0 ]; do
     --emulator) emulator=$val ;;
     --genesis-bench) genesis_bench=$val ;;
     --local-bench) local_bench=$val ;;
+    --results-tmp) results_tmp=$val ;;
     --smoke) smoke=1 ;;
     --require-sdk) require=1 ;;
     --no-local) run_local=0 ;;
@@ -186,6 +194,10 @@ esac
 # ---- temp folder, cleanup ---------------------------------------------------
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/genesis-bench.XXXXXX") || { fail "mktemp"; exit 1; }
+if [ -z "${results_tmp:-}" ]; then
+  if [ -d /dev/shm ] && [ -w /dev/shm ]; then results_tmp=/dev/shm; else results_tmp=${TMPDIR:-/tmp}; fi
+fi
+[ -d "$results_tmp" ] && [ -w "$results_tmp" ] || { echo "run_bench: --results-tmp $results_tmp is not a writable folder" >&2; exit 2; }
 emu_pid=
 status=0
 
@@ -271,6 +283,8 @@ run_client() {  # name side out -- command...
 
 log "$(date -u '+%Y-%m-%d %H:%M:%S UTC'): N=$jobs, rows (C:L) $rows, transports $transports"
 log "clients: $genesis_bench; node $(node --version) with e2b@$sdk_version ($sdk_dir)"
+log "results folders of both clients under $results_tmp ($(stat -f -c %T "$results_tmp" 2>/dev/null || echo '?'))"
+export TMPDIR=$results_tmp
 for transport in "${transport_list[@]}"; do
   for row in "${row_list[@]}"; do
     c=${row%%:*}

@@ -10,6 +10,11 @@
 //   --program_path main.py --results_dir results'), sandbox.files.read() of
 //   results/metrics.json and results/correct.json, sandbox.kill().
 // Every lifecycle must succeed and read back the emulator's fixed results.
+// Like a launcher that honours the evaluation contract (and like genesis-launch),
+// every lifecycle also does the local file work: it reads the candidate and the
+// evaluator from disk, and writes job_log.out / job_log.err (the command's
+// output), metrics.json and correct.json into a results folder of its own under
+// $TMPDIR (--no-local-files leaves that out).
 //
 // Prints one JSON object on stdout (the field names genesis_bench_e2b --json uses):
 // wall, ideal (6 x L x ceil(N / C)), this process's CPU over the lifecycles only
@@ -20,8 +25,10 @@
 // Exit status: 0 every lifecycle ok, 1 some failed, 2 usage.
 
 import { createRequire } from 'node:module';
+import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -30,7 +37,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 function usage(message) {
   if (message) process.stderr.write(`bench_sdk: ${message}\n`);
   process.stderr.write(
-    'usage: node bench_sdk.mjs --url URL --api-key KEY [--jobs N] [--in-flight C] [--latency-ms L] [--sdk-dir DIR]\n');
+    'usage: node bench_sdk.mjs --url URL --api-key KEY [--jobs N] [--in-flight C] [--latency-ms L] [--sdk-dir DIR] [--no-local-files]\n');
   process.exit(2);
 }
 
@@ -42,6 +49,7 @@ function parseArgs(argv) {
     inFlight: 100,
     latencyMs: 0,
     sdkDir: process.env.GENESIS_BENCH_SDK_DIR || here,
+    localFiles: true,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -59,6 +67,7 @@ function parseArgs(argv) {
     else if (a === '--in-flight' || a === '-c') o.inFlight = int(value());
     else if (a === '--latency-ms' || a === '-l') o.latencyMs = int(value());
     else if (a === '--sdk-dir') o.sdkDir = value();
+    else if (a === '--no-local-files') o.localFiles = false;
     else if (a === '--help' || a === '-h') usage();
     else usage(`unknown option '${a}'`);
   }
@@ -98,10 +107,12 @@ function emulatorStats() {
 }
 
 const connection = { apiUrl: o.url, sandboxUrl: o.url, apiKey: o.apiKey };
-const files = [
-  { path: 'main.py', data: 'def solve():\n    return 1\n' },
-  { path: 'evaluate.py', data: "import json, os\n# not run: the emulator's bench mode answers at once\n" },
-];
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'genesis-bench-sdk-'));
+const programPath = path.join(work, 'main.py');
+const evaluatorPath = path.join(work, 'evaluate.py');
+fs.writeFileSync(programPath, 'def solve():\n    return 1\n');
+fs.writeFileSync(evaluatorPath, "import json, os\n# not run: the emulator's bench mode answers at once\n");
+fs.mkdirSync(path.join(work, 'results'));
 const command = 'mkdir -p results && exec python evaluate.py --program_path main.py --results_dir results';
 
 function checkResults(metricsText, correctText) {
@@ -112,17 +123,34 @@ function checkResults(metricsText, correctText) {
   if (correct.correct !== true || correct.error !== null) throw new Error(`unexpected correct.json: ${correctText}`);
 }
 
-async function lifecycle() {
+async function lifecycle(index) {
+  const files = [
+    { path: 'main.py', data: o.localFiles ? fs.readFileSync(programPath) : 'def solve():\n    return 1\n' },
+    { path: 'evaluate.py', data: o.localFiles ? fs.readFileSync(evaluatorPath) : 'import json, os\n' },
+  ];
   const sandbox = await Sandbox.create(connection);
   let killed = false;
   try {
     const written = await sandbox.files.write(files);
     if (written.length !== 2) throw new Error(`files.write reported ${written.length} files, expected 2`);
-    const run = await sandbox.commands.run(command);
+    let out = '';
+    let err = '';
+    const run = await sandbox.commands.run(command, {
+      onStdout: (data) => { out += data; },
+      onStderr: (data) => { err += data; },
+    });
     if (run.exitCode !== 0) throw new Error(`the command exited with ${run.exitCode}`);
     const metricsText = await sandbox.files.read('results/metrics.json');
     const correctText = await sandbox.files.read('results/correct.json');
     checkResults(metricsText, correctText);
+    if (o.localFiles) {
+      const dir = path.join(work, 'results', String(index));
+      fs.mkdirSync(dir);
+      fs.writeFileSync(path.join(dir, 'job_log.out'), out);
+      fs.writeFileSync(path.join(dir, 'job_log.err'), err);
+      fs.writeFileSync(path.join(dir, 'metrics.json'), metricsText);
+      fs.writeFileSync(path.join(dir, 'correct.json'), correctText);
+    }
     killed = true;
     if (!(await sandbox.kill())) throw new Error('kill: the sandbox was not found');
   } finally {
@@ -138,9 +166,9 @@ let failed = 0;
 const errors = [];
 async function worker() {
   while (next < o.jobs) {
-    next++;
+    const index = next++;
     try {
-      await lifecycle();
+      await lifecycle(index);
       ok++;
     } catch (err) {
       failed++;
@@ -157,6 +185,7 @@ const cpu = process.cpuUsage(cpu0);
 const maxRssKiB = process.resourceUsage().maxRSS;
 
 const after = await emulatorStats();
+fs.rmSync(work, { recursive: true, force: true });
 
 const n = o.jobs;
 const wall = Number(t1 - t0) / 1e9;
