@@ -46,6 +46,7 @@
 #include <utility>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace genesis::launch::detail {
@@ -204,26 +205,38 @@ std::optional<std::string> sandbox_target(std::string_view configured) {
     return text;
 }
 
+// One open, one fstat and the reads (no separate existence checks).
 bool read_whole_file(const fs::path& path, std::string& out, std::string& why) {
-    std::error_code ec;
-    if (!fs::exists(path, ec)) {
-        why = "not found";
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        why = errno == ENOENT ? "not found" : std::string("cannot be read: ") + std::strerror(errno);
         return false;
     }
-    if (!fs::is_regular_file(path, ec)) {
+    struct ::stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ::close(fd);
         why = "not a regular file";
         return false;
     }
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        why = "cannot be read";
-        return false;
+    out.clear();
+    out.resize(static_cast<std::size_t>(st.st_size));
+    std::size_t done = 0;
+    char more[4096];  // past the size fstat gave: the file grew meanwhile
+    for (;;) {
+        const bool inside = done < out.size();
+        const ssize_t n = inside ? ::read(fd, out.data() + done, out.size() - done) : ::read(fd, more, sizeof more);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            ::close(fd);
+            why = "read error";
+            return false;
+        }
+        if (n == 0) break;
+        if (!inside) out.append(more, static_cast<std::size_t>(n));
+        done += static_cast<std::size_t>(n);
     }
-    out.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    if (in.bad()) {
-        why = "read error";
-        return false;
-    }
+    ::close(fd);
+    out.resize(done);
     return true;
 }
 
@@ -974,10 +987,10 @@ asio::awaitable<step> engine::download(std::shared_ptr<job_run> j) {
     using kind = e2b::api_error::kind;
     j->current = phase::download;
     const auto t_download = clock::now();
-    const fs::path& local_root = j->ctx->job.results_dir;
+    const fs::path& root = j->ctx->job.results_dir;
     std::error_code ec;
-    const fs::path root = fs::weakly_canonical(local_root, ec);
-    if (ec) co_return fail(*j, outcome::infra_error, "cannot resolve " + local_root.string() + ": " + ec.message());
+    // Resolved only for names below a subfolder (a folder on the way may be a link).
+    std::optional<fs::path> resolved_root;
 
     e2b::sandbox_handle sb = *j->sandbox;
     std::string folder(results_folder);
@@ -1021,7 +1034,6 @@ asio::awaitable<step> engine::download(std::shared_ptr<job_run> j) {
     // Every name comes from the sandbox (the evaluator's, or a hostile envd's):
     // nothing is written outside `root`, through a link, or under a name the
     // local file system would mangle; such entries are skipped with a warning.
-    const std::string root_text = root.string() + "/";
     auto skip = [&](const std::string& path, const std::string& why) {
         j->r.warnings.push_back("not downloaded: " + e2b_support::printable_name(path) + " (" + why + ")");
     };
@@ -1035,13 +1047,17 @@ asio::awaitable<step> engine::download(std::shared_ptr<job_run> j) {
             continue;
         }
         const fs::path local = (root / *rel).lexically_normal();
-        // A file right in the folder lands in `root` (already resolved); deeper
-        // names are resolved, since a folder on the way may be a link.
-        ec.clear();
-        const fs::path parent = rel->has_parent_path() ? fs::weakly_canonical(local.parent_path(), ec) : root;
-        if (ec || !(parent == root || parent.string().starts_with(root_text))) {
-            skip(path, "it would land outside " + root.string());
-            continue;
+        // A file right in the folder lands in it; for deeper names the folders on
+        // the way are resolved and must stay inside the (resolved) results folder.
+        if (rel->has_parent_path()) {
+            ec.clear();
+            if (!resolved_root) resolved_root = fs::weakly_canonical(root, ec);
+            const fs::path parent = ec ? fs::path() : fs::weakly_canonical(local.parent_path(), ec);
+            const std::string inside = resolved_root->string() + "/";
+            if (ec || !(parent == *resolved_root || parent.string().starts_with(inside))) {
+                skip(path, "it would land outside " + root.string());
+                continue;
+            }
         }
         if (entry.type == e2b::file_type::symlink || !entry.symlink_target.empty()) {
             skip(path, "a symbolic link");

@@ -12,7 +12,7 @@
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/core/buffers_range.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -48,8 +48,6 @@ using boost::system::error_code;
 namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-// In the coroutine frame of every streamed request (one per running command).
-constexpr std::size_t stream_chunk_size = 2 * 1024;
 constexpr std::size_t error_body_limit = 64 * 1024;  // stream(): kept of a non-2xx body
 
 bool is_ip_literal(const std::string& host) {
@@ -243,6 +241,48 @@ std::shared_ptr<ssl::context> make_tls_context(const tls_settings& settings, std
     return ctx;
 }
 
+// A response body that is not stored: the parser hands each piece to the
+// caller's sink as it is parsed (a 2xx stream), or into `error_body` (first
+// error_body_limit bytes of any other answer). Set up once the header is read.
+struct sink_body {
+    struct value_type {
+        const std::function<void(std::string_view)>* sink = nullptr;
+        std::string* error_body = nullptr;
+        const bool* aborted = nullptr;  // close_all() from inside the sink: deliver nothing more
+        bool streamed = false;
+
+        void deliver(std::string_view bytes) const {
+            if (bytes.empty() || (aborted && *aborted)) return;
+            if (streamed) {
+                if (sink) (*sink)(bytes);
+            } else if (error_body && error_body->size() < error_body_limit) {
+                error_body->append(bytes.data(), std::min(bytes.size(), error_body_limit - error_body->size()));
+            }
+        }
+    };
+
+    class reader {
+    public:
+        template <bool isRequest, class Fields>
+        reader(bhttp::header<isRequest, Fields>&, value_type& body) : body_(body) {}
+        void init(const boost::optional<std::uint64_t>&, error_code& ec) { ec = {}; }
+        template <class ConstBufferSequence>
+        std::size_t put(const ConstBufferSequence& buffers, error_code& ec) {
+            std::size_t n = 0;
+            for (const auto b : beast::buffers_range_ref(buffers)) {
+                body_.deliver(std::string_view(static_cast<const char*>(b.data()), b.size()));
+                n += b.size();
+            }
+            ec = {};
+            return n;
+        }
+        void finish(error_code& ec) { ec = {}; }
+
+    private:
+        value_type& body_;
+    };
+};
+
 // A request as it goes on the wire: the head (request line and header fields,
 // written here rather than by Beast's serializer, which costs several
 // allocations per field), then the body. A small body is appended to the head
@@ -428,8 +468,6 @@ struct client::impl : std::enable_shared_from_this<impl> {
     // ---- requests ----
 
     static asio::awaitable<result> run(std::shared_ptr<impl> self, origin o, request spec, body_sink sink);
-    static asio::awaitable<result> run_attempts(std::shared_ptr<impl> self, origin o, request spec, body_sink sink,
-                                                std::string label);
     asio::awaitable<result> open(connection_ptr c, const origin& o, const std::string& label);
     template <class Stream>
     asio::awaitable<exchange_outcome> exchange(connection& c, Stream& s, const wire_request& req,
@@ -633,7 +671,7 @@ template <class Stream>
 asio::awaitable<exchange_outcome> client::impl::read_streamed(connection& c, Stream& s, const body_sink& sink,
                                                               const std::string& label) {
     exchange_outcome out;
-    bhttp::response_parser<bhttp::buffer_body> parser;
+    bhttp::response_parser<sink_body> parser;
     parser.body_limit(boost::none);
     c.tcp().expires_after(limits.read);
     auto [hec, hn] = co_await bhttp::async_read_header(s, c.buffer, parser, use_tuple);
@@ -646,22 +684,18 @@ asio::awaitable<exchange_outcome> client::impl::read_streamed(connection& c, Str
     out.r.res.headers = static_cast<const bhttp::fields&>(parser.get());
 
     // Body bytes as they arrive: one read_some at a time, each bounded by the
-    // idle timeout, so a silent stream fails instead of hanging. The body of a
+    // idle timeout, so a silent stream fails instead of hanging. The parser hands
+    // them straight to the sink (no buffer of ours in between). The body of a
     // non-2xx answer is collected instead (an error message, not a stream).
     const unsigned status = out.r.res.status;
-    const bool streamed = status >= 200 && status < 300;
-    std::array<char, stream_chunk_size> chunk;
+    auto& body = parser.get().body();
+    body.sink = &sink;
+    body.streamed = status >= 200 && status < 300;
+    body.error_body = &out.r.res.body;
+    body.aborted = &c.aborted;
     while (!parser.is_done()) {
-        parser.get().body().data = chunk.data();
-        parser.get().body().size = chunk.size();
         c.tcp().expires_after(limits.stream_idle);
         auto [ec, n] = co_await bhttp::async_read_some(s, c.buffer, parser, use_tuple);
-        if (ec == bhttp::error::need_buffer) ec = {};
-        const std::size_t got = chunk.size() - parser.get().body().size;
-        if (got > 0 && streamed)
-            sink(std::string_view(chunk.data(), got));
-        else if (got > 0 && out.r.res.body.size() < error_body_limit)
-            out.r.res.body.append(chunk.data(), std::min(got, error_body_limit - out.r.res.body.size()));
         if (ec) {
             out.r = io_failure(failure::read, ec, label, "while streaming the response body", limits.stream_idle, true);
             co_return out;
@@ -676,64 +710,60 @@ asio::awaitable<exchange_outcome> client::impl::read_streamed(connection& c, Str
 }
 
 asio::awaitable<result> client::impl::run(std::shared_ptr<impl> self, origin o, request spec, body_sink sink) {
+    // One coroutine (frame) per request for this layer: hundreds are in flight.
     // With Asio's default throw_if_cancelled, an async operation started after
     // the coroutine was cancelled throws; callers get a result either way.
     const std::string label = std::string(bhttp::to_string(spec.method)) + " " + o.to_string() +
                               spec.target.substr(0, spec.target.find('?'));
     try {
-        co_return co_await run_attempts(self, std::move(o), std::move(spec), std::move(sink), label);
-    } catch (const boost::system::system_error& e) {
-        co_return make_failure(failure::cancelled, e.code(), label + ": cancelled");
-    }
-}
+        std::string why;
+        auto req = build_request(o, spec, why);
+        if (!req) co_return make_failure(failure::bad_request, asio::error::invalid_argument, label + ": " + why);
+        if (o.tls && !self->tls_ctx)
+            co_return make_failure(failure::tls_config, asio::error::no_protocol_option, label + ": " + self->tls_error);
 
-asio::awaitable<result> client::impl::run_attempts(std::shared_ptr<impl> self, origin o, request spec, body_sink sink,
-                                                   std::string label) {
-    std::string why;
-    auto req = build_request(o, spec, why);
-    if (!req) co_return make_failure(failure::bad_request, asio::error::invalid_argument, label + ": " + why);
-    if (o.tls && !self->tls_ctx)
-        co_return make_failure(failure::tls_config, asio::error::no_protocol_option, label + ": " + self->tls_error);
-
-    if (o.tls) self->load_system_roots();
-    const std::string key = pool_key(o);
-    for (int attempt = 0;; ++attempt) {
-        auto pooled = self->take_idle(key);
-        const bool reused = pooled != nullptr;
-        lease c(*self, reused ? std::move(pooled)
-                              : std::make_shared<connection>(self->ex, o.tls ? self->tls_ctx.get() : nullptr));
-        if (reused) {
-            ++self->counters.reused;
-        } else {
-            result opened = co_await self->open(c.get(), o, label);
-            if (!opened.ok()) {
-                if (c->aborted || co_await coroutine_cancelled())
-                    co_return make_failure(failure::cancelled, asio::error::operation_aborted, label + ": cancelled");
-                co_return opened;
+        if (o.tls) self->load_system_roots();
+        const std::string key = pool_key(o);
+        for (int attempt = 0;; ++attempt) {
+            auto pooled = self->take_idle(key);
+            const bool reused = pooled != nullptr;
+            lease c(*self, reused ? std::move(pooled)
+                                  : std::make_shared<connection>(self->ex, o.tls ? self->tls_ctx.get() : nullptr));
+            if (reused) {
+                ++self->counters.reused;
+            } else {
+                result opened = co_await self->open(c.get(), o, label);
+                if (!opened.ok()) {
+                    if (c->aborted || co_await coroutine_cancelled())
+                        co_return make_failure(failure::cancelled, asio::error::operation_aborted, label + ": cancelled");
+                    co_return opened;
+                }
+                ++self->counters.connects;
             }
-            ++self->counters.connects;
-        }
 
-        exchange_outcome out;
-        if (c->secure)
-            out = co_await self->exchange(*c, *c->secure, *req, spec, sink, label);
-        else
-            out = co_await self->exchange(*c, *c->plain, *req, spec, sink, label);
-        if (out.r.ok()) {
-            if (out.reusable) c.release(key);
+            exchange_outcome out;
+            if (c->secure)
+                out = co_await self->exchange(*c, *c->secure, *req, spec, sink, label);
+            else
+                out = co_await self->exchange(*c, *c->plain, *req, spec, sink, label);
+            if (out.r.ok()) {
+                if (out.reusable) c.release(key);
+                co_return out.r;
+            }
+            if (c->aborted || co_await coroutine_cancelled())
+                co_return make_failure(failure::cancelled, asio::error::operation_aborted, label + ": cancelled",
+                                       out.r.sent);
+            // A pooled connection the server had already closed: one more try on a
+            // fresh connection, unless a non-idempotent request may have been read.
+            const bool stale = reused && attempt == 0 && !out.response_started && is_connection_loss(out.r.ec);
+            if (stale && (spec.idempotent || !out.r.sent)) {
+                ++self->counters.stale_retries;
+                continue;
+            }
             co_return out.r;
         }
-        if (c->aborted || co_await coroutine_cancelled())
-            co_return make_failure(failure::cancelled, asio::error::operation_aborted, label + ": cancelled",
-                                   out.r.sent);
-        // A pooled connection the server had already closed: one more try on a
-        // fresh connection, unless a non-idempotent request may have been read.
-        const bool stale = reused && attempt == 0 && !out.response_started && is_connection_loss(out.r.ec);
-        if (stale && (spec.idempotent || !out.r.sent)) {
-            ++self->counters.stale_retries;
-            continue;
-        }
-        co_return out.r;
+    } catch (const boost::system::system_error& e) {
+        co_return make_failure(failure::cancelled, e.code(), label + ": cancelled");
     }
 }
 
