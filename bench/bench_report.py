@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import shlex
+import statistics
 import sys
 
 SIDES = ("genesis-launch", "sdk")
@@ -190,6 +191,7 @@ def cmd_report(args):
             if line.strip():
                 records.append(json.loads(line))
     runs = []
+    reps = {}
     for rec in records:
         key = (rec["transport"], rec["in_flight"], rec["latency_ms"])
         run = next((r for r in runs if (r["transport"], r["in_flight"], r["latency_ms"]) == key), None)
@@ -197,13 +199,38 @@ def cmd_report(args):
             run = {"transport": rec["transport"], "in_flight": rec["in_flight"], "latency_ms": rec["latency_ms"],
                    "jobs": rec["jobs"]}
             runs.append(run)
-        run[rec["side"]] = rec
+        reps.setdefault(key + (rec["side"],), []).append(rec)
+    # Repeated runs of a client: every number is the median of its repeats
+    # (jobs_ok the smallest); a failed repeat fails the side.
+    for run in runs:
+        for side in SIDES:
+            recs = reps.get((run["transport"], run["in_flight"], run["latency_ms"], side))
+            if not recs:
+                continue
+            merged = dict(recs[-1])
+            merged["repeats"] = len(recs)
+            if any(r.get("failed") for r in recs):
+                merged["failed"] = True
+                merged["problems"] = [p for r in recs for p in r.get("problems", [])]
+            results = [r["result"] for r in recs if isinstance(r.get("result"), dict)]
+            if results:
+                out = dict(results[-1])
+                for k, v in results[-1].items():
+                    vals = [x.get(k) for x in results]
+                    if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in vals):
+                        out[k] = min(vals) if k == "jobs_ok" else statistics.median(vals)
+                        if k in ("cpu_ms_per_lifecycle", "wall_over_ideal", "peak_rss_mib") and len(vals) > 1:
+                            out[k + "_range"] = [min(vals), max(vals)]
+                merged["result"] = out
+                merged["all_results"] = results
+            run[side] = merged
 
     failed = [f"{r['transport']} C={r['in_flight']} L={r['latency_ms']} {SIDE_NAMES[s]}"
               for r in runs for s in SIDES if not r.get(s) or r[s].get("failed")]
 
     print()
-    print("## Every run")
+    print("## Every run" + (f" (medians of {args.repeat} repeats; CPU and wall / ideal: min-max in brackets)"
+                            if args.repeat > 1 else ""))
     print()
     header = ["transport", "C", "L ms", "client", "jobs ok", "wall s", "ideal s", "wall / ideal",
               "CPU ms / lifecycle (user + system)", "peak RSS MiB", "requests / lc", "connections / lc",
@@ -214,10 +241,14 @@ def cmd_report(args):
             rec = r.get(s) or {}
             d = rec.get("result") or {}
             ok = f"{d.get('jobs_ok', 0)}/{r['jobs']}" + (" FAILED" if rec.get("failed") or not rec else "")
+            def spread(field):
+                r = d.get(field + "_range")
+                return f" [{fmt(r[0])}-{fmt(r[1])}]" if r else ""
             cpu = (f"{fmt(d.get('cpu_ms_per_lifecycle'))} ({fmt(d.get('cpu_user_ms_per_lifecycle'))} + "
-                   f"{fmt(d.get('cpu_system_ms_per_lifecycle'))})") if d else "—"
+                   f"{fmt(d.get('cpu_system_ms_per_lifecycle'))}){spread('cpu_ms_per_lifecycle')}") if d else "—"
             rows.append([r["transport"].upper(), r["in_flight"], r["latency_ms"], SIDE_NAMES[s], ok,
-                         fmt(d.get("wall_s")), fmt(d.get("ideal_s")), fmt(d.get("wall_over_ideal")), cpu,
+                         fmt(d.get("wall_s")), fmt(d.get("ideal_s")),
+                         fmt(d.get("wall_over_ideal")) + (spread("wall_over_ideal") if d else ""), cpu,
                          fmt(d.get("peak_rss_mib")), fmt(d.get("requests_per_lifecycle")),
                          fmt(d.get("connections_per_lifecycle")), fmt(d.get("tls_handshakes_per_lifecycle")),
                          fmt(d.get("emulator_cpu_ms_per_lifecycle"))])
@@ -328,6 +359,7 @@ def main(argv):
         p.add_argument("--command", default="")
         p.add_argument("--jobs", type=int, default=0)
         p.add_argument("--sdk-version", default="")
+        p.add_argument("--repeat", type=int, default=1)
         return cmd_report(p.parse_args(argv[1:]))
     print(__doc__, file=sys.stderr)
     return 2

@@ -7,7 +7,7 @@
 #                      [--smoke] [--json-out FILE] [--cache-dir DIR] [--require-sdk]
 #                      [--no-local] [--local-args "ARGS"] [--keep]
 #                      [--emulator PATH] [--genesis-bench PATH] [--local-bench PATH]
-#                      [--results-tmp DIR]
+#                      [--results-tmp DIR] [--repeat K]
 #
 # For each transport and each row (C in flight, L ms of latency per request;
 # default rows 100:0,100:50,1000:50, N = 1000 jobs) it starts ONE emulator
@@ -17,6 +17,10 @@
 # stats around its run. Then genesis_bench_local --json, if built. At the end:
 # every run, the issue's table (genesis-launch vs the SDK, ratios) and the local
 # comparison; --json-out writes all of it as JSON.
+#
+# --repeat K (default 3, --smoke 1): each row runs both clients K times, one after
+# the other, against the same emulator; the report gives each figure's median
+# (this machine is a shared VM whose speed drifts by tens of percent over minutes).
 #
 # The clients write their results folders (job logs, metrics.json, correct.json
 # per lifecycle, as the evaluation contract asks) under --results-tmp, by
@@ -68,7 +72,7 @@ while [ $# -gt 0 ]; do
   opt=$1
   shift
   case "$opt" in
-    --build-dir|--jobs|--rows|--transports|--json-out|--cache-dir|--local-args|--emulator|--genesis-bench|--local-bench|--results-tmp)
+    --build-dir|--jobs|--rows|--transports|--json-out|--cache-dir|--local-args|--emulator|--genesis-bench|--local-bench|--results-tmp|--repeat)
       [ $# -gt 0 ] || { echo "run_bench: $opt needs a value" >&2; exit 2; }
       val=$1
       shift
@@ -87,6 +91,7 @@ while [ $# -gt 0 ]; do
     --genesis-bench) genesis_bench=$val ;;
     --local-bench) local_bench=$val ;;
     --results-tmp) results_tmp=$val ;;
+    --repeat) repeat=$val ;;
     --smoke) smoke=1 ;;
     --require-sdk) require=1 ;;
     --no-local) run_local=0 ;;
@@ -97,14 +102,17 @@ while [ $# -gt 0 ]; do
 done
 
 if [ "$smoke" = 1 ]; then
+  repeat=${repeat:-1}
   jobs=${jobs:-6}
   rows=${rows:-3:0,3:5,6:5}
   run_local=0
 else
+  repeat=${repeat:-3}
   jobs=${jobs:-1000}
   rows=${rows:-100:0,100:50,1000:50}
 fi
 [[ "$jobs" =~ ^[1-9][0-9]*$ ]] || { echo "run_bench: --jobs must be a positive integer" >&2; exit 2; }
+[[ "$repeat" =~ ^[1-9][0-9]*$ ]] || { echo "run_bench: --repeat must be a positive integer" >&2; exit 2; }
 IFS=, read -r -a row_list <<<"$rows"
 for r in "${row_list[@]}"; do
   [[ "$r" =~ ^[1-9][0-9]*:[0-9]+$ ]] || { echo "run_bench: bad row '$r' (want C:L, e.g. 100:50)" >&2; exit 2; }
@@ -295,16 +303,21 @@ for transport in "${transport_list[@]}"; do
     export E2B_API_KEY=$ready_api_key
     ca_args=()
     [ "$transport" = tls ] && ca_args=(--ca-file "$tmp/ca.pem")
-    log "$transport C=$c L=$l ms: genesis-launch ($jobs jobs)"
-    run_client "$name" genesis-launch "$tmp/$name.genesis-launch.json" -- \
-      "$genesis_bench" --url "$ready_api_url" --jobs "$jobs" --in-flight "$c" --latency-ms "$l" --json "${ca_args[@]}" ||
-      status=1
-    log "$transport C=$c L=$l ms: E2B JS SDK ($jobs jobs)"
-    if [ "$transport" = tls ]; then export NODE_EXTRA_CA_CERTS=$tmp/ca.pem; else unset NODE_EXTRA_CA_CERTS; fi
-    run_client "$name" sdk "$tmp/$name.sdk.json" -- \
-      node "$sdk_src/bench_sdk.mjs" --url "$ready_api_url" --sdk-dir "$sdk_dir" \
-      --jobs "$jobs" --in-flight "$c" --latency-ms "$l" ||
-      status=1
+    for rep in $(seq "$repeat"); do
+      tag=""
+      [ "$repeat" -gt 1 ] && tag=" [$rep/$repeat]"
+      log "$transport C=$c L=$l ms: genesis-launch ($jobs jobs)$tag"
+      unset NODE_EXTRA_CA_CERTS
+      run_client "$name.$rep" genesis-launch "$tmp/$name.$rep.genesis-launch.json" -- \
+        "$genesis_bench" --url "$ready_api_url" --jobs "$jobs" --in-flight "$c" --latency-ms "$l" --json "${ca_args[@]}" ||
+        status=1
+      log "$transport C=$c L=$l ms: E2B JS SDK ($jobs jobs)$tag"
+      if [ "$transport" = tls ]; then export NODE_EXTRA_CA_CERTS=$tmp/ca.pem; else unset NODE_EXTRA_CA_CERTS; fi
+      run_client "$name.$rep" sdk "$tmp/$name.$rep.sdk.json" -- \
+        node "$sdk_src/bench_sdk.mjs" --url "$ready_api_url" --sdk-dir "$sdk_dir" \
+        --jobs "$jobs" --in-flight "$c" --latency-ms "$l" ||
+        status=1
+    done
     unset NODE_EXTRA_CA_CERTS E2B_API_KEY
     stop_emulator
   done
@@ -328,7 +341,7 @@ else
 fi
 [ -s "$local_json" ] || rm -f "$local_json"
 
-report_args=(report "$results" --command "$command_line" --jobs "$jobs" --sdk-version "$sdk_version")
+report_args=(report "$results" --command "$command_line" --jobs "$jobs" --sdk-version "$sdk_version" --repeat "$repeat")
 [ -f "$local_json" ] && report_args+=(--local "$local_json")
 [ -n "$local_note" ] && report_args+=(--local-note "$local_note")
 [ -n "$json_out" ] && report_args+=(--json-out "$json_out")
