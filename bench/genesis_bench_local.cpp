@@ -126,15 +126,25 @@ usage_sample usage_now(int who) {
     return {seconds(ru.ru_utime), seconds(ru.ru_stime), ru.ru_nvcsw + ru.ru_nivcsw};
 }
 
+using steady = std::chrono::steady_clock;
+
 struct side_result {
     double wall = 0;           // seconds
     double self_user = 0, self_sys = 0;
     double children_cpu = 0;   // seconds, every waited-for descendant (interpreters, sh, xargs)
     long self_switches = 0;
     int failed = 0;
-};
 
-using steady = std::chrono::steady_clock;
+    // Wall since t0, and this process's and its children's usage since the samples.
+    void measure_since(steady::time_point t0, const usage_sample& self0, const usage_sample& kids0) {
+        wall = std::chrono::duration<double>(steady::now() - t0).count();
+        const usage_sample self1 = usage_now(RUSAGE_SELF), kids1 = usage_now(RUSAGE_CHILDREN);
+        self_user = self1.user - self0.user;
+        self_sys = self1.sys - self0.sys;
+        self_switches = self1.switches - self0.switches;
+        children_cpu = (kids1.user - kids0.user) + (kids1.sys - kids0.sys);
+    }
+};
 
 // (a) The floor: one shell pipeline, waited for with waitpid.
 side_result run_floor(const options& o, const fs::path& program, const fs::path& evaluator, const fs::path& results) {
@@ -152,12 +162,7 @@ side_result run_floor(const options& o, const fs::path& program, const fs::path&
     }
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    r.wall = std::chrono::duration<double>(steady::now() - t0).count();
-    const usage_sample self1 = usage_now(RUSAGE_SELF), kids1 = usage_now(RUSAGE_CHILDREN);
-    r.self_user = self1.user - self0.user;
-    r.self_sys = self1.sys - self0.sys;
-    r.self_switches = self1.switches - self0.switches;
-    r.children_cpu = (kids1.user - kids0.user) + (kids1.sys - kids0.sys);
+    r.measure_since(t0, self0, kids0);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         std::cerr << "the floor's pipeline failed (status " << status << "): " << cmd << "\n";
         r.failed = o.jobs;
@@ -210,12 +215,7 @@ side_result run_launcher(const options& o, const fs::path& program, const fs::pa
     });
     io.run();
     launcher.reset();
-    r.wall = std::chrono::duration<double>(steady::now() - t0).count();
-    const usage_sample self1 = usage_now(RUSAGE_SELF), kids1 = usage_now(RUSAGE_CHILDREN);
-    r.self_user = self1.user - self0.user;
-    r.self_sys = self1.sys - self0.sys;
-    r.self_switches = self1.switches - self0.switches;
-    r.children_cpu = (kids1.user - kids0.user) + (kids1.sys - kids0.sys);
+    r.measure_since(t0, self0, kids0);
     if (done != o.jobs) {
         std::cerr << "only " << done << " of " << o.jobs << " jobs completed\n";
         r.failed += o.jobs - done;

@@ -153,46 +153,10 @@ esac
 # ---- the pinned SDK ---------------------------------------------------------
 
 sdk_src=$here/sdk
-sdk_version=$(node -p 'require(process.argv[1]).dependencies.e2b' "$sdk_src/package.json")
-sdk_dir=$cache_root/e2b-bench
-stamp=$(cat "$sdk_src/package.json" "$sdk_src/package-lock.json" "$sdk_src/.npmrc" | sha256sum | cut -d' ' -f1)
-
-sdk_ready() {
-  [ -f "$sdk_dir/.stamp" ] && [ "$(cat "$sdk_dir/.stamp")" = "$stamp" ] &&
-    [ "$(node -p 'require(process.argv[1]).version' "$sdk_dir/node_modules/e2b/package.json" 2>/dev/null)" = "$sdk_version" ]
-}
-
-install_sdk() {
-  sdk_ready && return 0
-  log "installing e2b@$sdk_version into $sdk_dir"
-  rm -rf "$sdk_dir/node_modules" "$sdk_dir/.stamp"
-  cp "$sdk_src/package.json" "$sdk_src/package-lock.json" "$sdk_src/.npmrc" "$sdk_dir/" || return 1
-  if ! (cd "$sdk_dir" && timeout 300 npm ci --prefer-offline --no-audit --no-fund --loglevel=warn) \
-      >"$sdk_dir/npm-install.log" 2>&1; then
-    cat "$sdk_dir/npm-install.log" >&2
-    if grep -Eqi 'E(NOTFOUND|AI_AGAIN|CONNREFUSED|CONNRESET|TIMEDOUT|NETUNREACH|HOSTUNREACH)|network|offline|request to .* failed' \
-        "$sdk_dir/npm-install.log"; then
-      return "$SKIP"
-    fi
-    return 1
-  fi
-  local got
-  got=$(node -p 'require(process.argv[1]).version' "$sdk_dir/node_modules/e2b/package.json" 2>/dev/null)
-  if [ "$got" != "$sdk_version" ]; then
-    echo "npm installed e2b '$got', expected $sdk_version" >&2
-    return 1
-  fi
-  echo "$stamp" >"$sdk_dir/.stamp"
-}
-
-mkdir -p "$sdk_dir" || { fail "cannot create $sdk_dir"; exit 1; }
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$sdk_dir/.lock"
-  flock -w 600 9 || { fail "timed out waiting for the install lock $sdk_dir/.lock"; exit 1; }
-fi
-install_sdk
+# shellcheck source=/dev/null
+. "$root/tests/conformance/pinned_sdk.sh"
+pinned_sdk_install "$sdk_src" "$cache_root/e2b-bench"
 rc=$?
-if command -v flock >/dev/null 2>&1; then flock -u 9; exec 9>&-; fi
 case $rc in
   0) ;;
   "$SKIP") skip "could not install e2b@$sdk_version (no access to the npm registry?)" ;;
