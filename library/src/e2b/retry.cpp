@@ -32,7 +32,7 @@ std::optional<std::chrono::milliseconds> retry_state::next_delay(std::optional<s
                    : std::min(params_.maximum, std::chrono::milliseconds(static_cast<std::int64_t>(
                                                    static_cast<double>(ceiling_.count()) * params_.multiplier)));
     // Full jitter spreads many clients that failed together.
-    if (!rng_) rng_.emplace(seed_ ? *seed_ : std::random_device{}());
+    if (!rng_) rng_ = std::make_unique<std::mt19937_64>(seed_ ? *seed_ : std::random_device{}());
     std::uniform_int_distribution<std::int64_t> pick(0, ceiling_.count());
     std::chrono::milliseconds delay(pick(*rng_));
     // The server's word is a lower bound.

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <random>
 #include <string_view>
@@ -43,7 +44,9 @@ public:
 private:
     backoff_params params_;
     std::optional<std::uint64_t> seed_;
-    std::optional<std::mt19937_64> rng_;
+    // On the heap: a retry_state lives in the coroutine frame of every request in
+    // flight, and the generator's state is 2.5 KiB.
+    std::unique_ptr<std::mt19937_64> rng_;
     int attempts_ = 1;  // the first attempt has been made when a delay is asked for
     std::chrono::milliseconds ceiling_{0};
 };
