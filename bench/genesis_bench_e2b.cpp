@@ -11,6 +11,8 @@
 // names of bench/sdk/bench_sdk.mjs). See docs/performance.md.
 #include <genesis/launch/launch.hpp>
 
+#include "bench_support.hpp"
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -59,15 +61,8 @@ struct options {
     bool json = false;
 };
 
-[[noreturn]] void die(const std::string& message) {
-    std::cerr << "genesis_bench_e2b: " << message << "\n";
-    std::exit(1);
-}
-
-[[noreturn]] void usage_error(const std::string& message) {
-    std::cerr << "genesis_bench_e2b: " << message << "\n";
-    std::exit(2);
-}
+[[noreturn]] void die(const std::string& message) { genesis_bench::fail("genesis_bench_e2b", message); }
+[[noreturn]] void usage_error(const std::string& message) { genesis_bench::fail("genesis_bench_e2b", message, 2); }
 
 constexpr const char* usage_text =
     "usage: genesis_bench_e2b [--jobs N] [--in-flight C] [--latency-ms L] [--json]\n"
@@ -77,22 +72,11 @@ constexpr const char* usage_text =
 options parse(int argc, char** argv) {
     options o;
     bool tls_given = false, emulator_given = false;
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) usage_error(a + " needs a value");
-            return argv[++i];
-        };
-        auto number = [&]() {
-            const std::string v = value();
-            try {
-                std::size_t used = 0;
-                const int n = std::stoi(v, &used);
-                if (used == v.size()) return n;
-            } catch (const std::exception&) {
-            }
-            usage_error(a + ": '" + v + "' is not a number");
-        };
+    genesis_bench::arguments args("genesis_bench_e2b", argc, argv);
+    while (args.next()) {
+        const std::string& a = args.option();
+        auto value = [&] { return args.value(); };
+        auto number = [&] { return args.number(); };
         if (a == "--jobs" || a == "-n") o.jobs = number();
         else if (a == "--in-flight" || a == "-c") o.in_flight = number();
         else if (a == "--latency-ms" || a == "-l") o.latency_ms = number();
@@ -119,13 +103,6 @@ options parse(int argc, char** argv) {
         if (!o.tls && !o.url.starts_with("http://")) usage_error("--url must be http://HOST:PORT or https://HOST:PORT");
     }
     return o;
-}
-
-std::string random_hex(int n) {
-    std::random_device rd;
-    std::string s;
-    for (int i = 0; i < n; ++i) s += "0123456789abcdef"[rd() % 16];
-    return s;
 }
 
 void write_file(const fs::path& p, const std::string& text) {
@@ -390,7 +367,7 @@ void print_text(const json::object& r) {
 int main(int argc, char** argv) {
     const options o = parse(argc, argv);
     ::signal(SIGPIPE, SIG_IGN);
-    const fs::path dir = fs::temp_directory_path() / ("genesis-bench-" + random_hex(12));
+    const fs::path dir = fs::temp_directory_path() / ("genesis-bench-" + genesis_bench::random_hex(12));
     fs::create_directories(dir);
     write_file(dir / "main.py", "def solve():\n    return 1\n");
     write_file(dir / "evaluate.py", "import json, os\n# not run: the emulator's bench mode answers at once\n");

@@ -11,6 +11,8 @@
 // its results (exit status 1 otherwise). See docs/performance.md.
 #include <genesis/launch/launch.hpp>
 
+#include "bench_support.hpp"
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/json.hpp>
@@ -51,27 +53,15 @@ struct options {
     bool private_tmp = true;
 };
 
-[[noreturn]] void die(const std::string& message) {
-    std::cerr << "genesis_bench_local: " << message << "\n";
-    std::exit(1);
-}
+[[noreturn]] void die(const std::string& message) { genesis_bench::fail("genesis_bench_local", message); }
 
 options parse(int argc, char** argv) {
     options o;
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) die(a + " needs a value");
-            return argv[++i];
-        };
-        auto number = [&]() {
-            const std::string v = value();
-            try {
-                return std::stoi(v);
-            } catch (const std::exception&) {
-                die(a + ": not a number: '" + v + "'");
-            }
-        };
+    genesis_bench::arguments args("genesis_bench_local", argc, argv);
+    while (args.next()) {
+        const std::string& a = args.option();
+        auto value = [&] { return args.value(); };
+        auto number = [&] { return args.number(); };
         if (a == "--jobs" || a == "-n") o.jobs = number();
         else if (a == "--slots" || a == "-s") o.slots = number();
         else if (a == "--rounds" || a == "-r") o.rounds = number();
@@ -86,18 +76,11 @@ options parse(int argc, char** argv) {
                          "       [--only floor|launcher]   one side only (for profiling; no ratio)\n"
                          "       [--no-kill-escaped] [--no-private-tmp]   turn a default off (what it costs)\n";
             std::exit(0);
-        } else die("unknown option '" + a + "'");
+        } else args.usage("unknown option '" + a + "'");
     }
-    if (o.jobs < 1 || o.slots < 1 || o.rounds < 1) die("--jobs, --slots and --rounds must be >= 1");
-    if (!o.only.empty() && o.only != "floor" && o.only != "launcher") die("--only takes floor or launcher");
+    if (o.jobs < 1 || o.slots < 1 || o.rounds < 1) args.usage("--jobs, --slots and --rounds must be >= 1");
+    if (!o.only.empty() && o.only != "floor" && o.only != "launcher") args.usage("--only takes floor or launcher");
     return o;
-}
-
-std::string random_hex(int n) {
-    std::random_device rd;
-    std::string s;
-    for (int i = 0; i < n; ++i) s += "0123456789abcdef"[rd() % 16];
-    return s;
 }
 
 std::string read_text(const fs::path& p) {
@@ -240,7 +223,7 @@ int main(int argc, char** argv) {
     for (const auto& p : {program, evaluator})
         if (!fs::is_regular_file(p)) die("missing " + p.string() + " (--data DIR)");
     if (::access(o.python.c_str(), X_OK) != 0) die("--python " + o.python + " is not an executable path");
-    const fs::path dir = fs::temp_directory_path() / ("genesis-bench-local-" + random_hex(12));
+    const fs::path dir = fs::temp_directory_path() / ("genesis-bench-local-" + genesis_bench::random_hex(12));
     fs::create_directories(dir);
 
     std::vector<side_result> floors, launchers;

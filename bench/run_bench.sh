@@ -154,7 +154,7 @@ esac
 
 sdk_src=$here/sdk
 # shellcheck source=/dev/null
-. "$root/tests/conformance/pinned_sdk.sh"
+. "$root/tests/conformance/sdk_support.sh"
 pinned_sdk_install "$sdk_src" "$cache_root/e2b-bench"
 rc=$?
 case $rc in
@@ -198,19 +198,7 @@ trap 'status=143; exit 143' TERM
 # A throwaway CA and a server certificate for 127.0.0.1 (TLS runs).
 case ",$transports," in
   *,tls,*)
-    (
-      set -e
-      cd "$tmp"
-      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-        -keyout ca.key -out ca.pem -days 2 -subj "/CN=genesis-launch bench test CA" \
-        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
-      openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-        -keyout server.key -out server.csr -subj "/CN=localhost"
-      printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
-        "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" >server.ext
-      openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
-        -out server.pem -days 2 -extfile server.ext
-    ) >"$tmp/openssl.log" 2>&1 || { cat "$tmp/openssl.log" >&2; status=1; fail "could not create the test certificates"; exit 1; }
+    make_test_pki "$tmp" "genesis-launch bench test CA" || { cat "$tmp/openssl.log" >&2; status=1; fail "could not create the test certificates"; exit 1; }
     ;;
 esac
 

@@ -115,7 +115,7 @@ fi
 # ---- 1. the pinned SDK ------------------------------------------------------
 
 # shellcheck source=/dev/null
-. "$here/pinned_sdk.sh"
+. "$here/sdk_support.sh"
 pinned_sdk_install "$here" "$cache_root/e2b-conformance"
 rc=$?
 case $rc in
@@ -161,19 +161,7 @@ emulator_tail() {
 
 tls_args=()
 if [ "$tls" = 1 ]; then
-  (
-    set -e
-    cd "$tmp"
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-      -keyout ca.key -out ca.pem -days 2 -subj "/CN=genesis-launch conformance test CA" \
-      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
-    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-      -keyout server.key -out server.csr -subj "/CN=localhost"
-    printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
-      "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" >server.ext
-    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
-      -out server.pem -days 2 -extfile server.ext
-  ) >"$tmp/openssl.log" 2>&1 || { cat "$tmp/openssl.log" >&2; fail "could not create the test certificates"; exit 1; }
+  make_test_pki "$tmp" "genesis-launch conformance test CA" || { cat "$tmp/openssl.log" >&2; fail "could not create the test certificates"; exit 1; }
   tls_args=(--tls-cert "$tmp/server.pem" --tls-key "$tmp/server.key")
 fi
 

@@ -1,9 +1,15 @@
-# pinned_sdk.sh - sourced by run_conformance.sh and bench/run_bench.sh: installs
-# the npm `e2b` SDK pinned by SRC/package.json + package-lock.json (+ .npmrc)
-# into DIR once (npm ci --prefer-offline; a stamp of the three files marks a
-# finished install), under a lock so that concurrent runs wait for each other.
+# sdk_support.sh - sourced by run_conformance.sh and bench/run_bench.sh, which
+# both run the official SDK against the emulator.
 #
 #   pinned_sdk_install SRC DIR   -> 0 ready, 77 no network (skip), 1 failed
+#     installs the npm `e2b` SDK pinned by SRC/package.json + package-lock.json
+#     (+ .npmrc) into DIR once (npm ci --prefer-offline; a stamp of the three
+#     files marks a finished install), under a lock so that concurrent runs wait
+#     for each other.
+#
+#   make_test_pki DIR CA_NAME    -> 0 ok (openssl's output in DIR/openssl.log)
+#     a throwaway CA (DIR/ca.pem) and a certificate for 127.0.0.1 and localhost
+#     signed by it (DIR/server.pem, DIR/server.key), valid for 2 days.
 #
 # Sets sdk_version (the pinned version) and sdk_dir (= DIR). Uses the caller's
 # `log` function for its one progress line.
@@ -52,4 +58,21 @@ pinned_sdk_install_locked() {
     return 1
   fi
   echo "$stamp" >"$sdk_dir/.stamp"
+}
+
+make_test_pki() {
+  local dir=$1 ca_name=$2
+  (
+    set -e
+    cd "$dir"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+      -keyout ca.key -out ca.pem -days 2 -subj "/CN=$ca_name" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+      -keyout server.key -out server.csr -subj "/CN=localhost"
+    printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
+      "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" >server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+      -out server.pem -days 2 -extfile server.ext
+  ) >"$dir/openssl.log" 2>&1
 }
