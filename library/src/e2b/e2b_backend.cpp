@@ -1076,10 +1076,16 @@ asio::awaitable<step> engine::download(std::shared_ptr<job_run> j) {
             skip(path, "the launcher writes " + rel->string());
             continue;
         }
+        // A read-ahead answer counts as this file's one download, errors included
+        // (a refused token fails the job as it would have); only "not found"
+        // (the listing raced it) is asked again.
+        auto read_ahead = [](const e2b::api_result<std::string>& r) {
+            return r.value || (r.error && r.error->k != kind::not_found);
+        };
         e2b::api_result<std::string> bytes;
-        if (path == metrics_path && metrics_bytes) {
+        if (path == metrics_path && read_ahead(metrics_bytes)) {
             bytes = std::exchange(metrics_bytes, {});  // used once, even if listed twice
-        } else if (path == correct_path && correct_bytes) {
+        } else if (path == correct_path && read_ahead(correct_bytes)) {
             bytes = std::exchange(correct_bytes, {});
         } else {
             std::string file_path = path;
