@@ -48,11 +48,8 @@ std::unique_ptr<JobLauncher> make_launcher(const launcher_config& cfg, JobLaunch
                                            boost::system::error_code& ec, diagnostics& diag) {
     ec = {};
     diag.clear();
-    if (cfg.max_parallel_jobs < 1) {
-        ec = make_error_code(errc::config_error);
-        diag.client_message = "evo_config.max_parallel_jobs must be at least 1";
-        return nullptr;
-    }
+    validate(cfg, ec, diag);
+    if (ec) return nullptr;
     switch (cfg.type) {
         case job_type::local:
             return std::make_unique<detail::launcher_core>(cfg, std::move(executor), detail::make_local_backend);
@@ -60,7 +57,7 @@ std::unique_ptr<JobLauncher> make_launcher(const launcher_config& cfg, JobLaunch
             if (cfg.e2b.api_key.empty()) {
                 ec = make_error_code(errc::missing_credentials);
                 diag.client_message =
-                    "E2B_API_KEY is not set (set it in the environment or in a .env file in the working directory)";
+                    "E2B_API_KEY is not set (set it in the environment or in a .env file in the working directory or a parent)";
                 return nullptr;
             }
             if (auto why = detail::check_e2b_config(cfg)) {

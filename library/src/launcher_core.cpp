@@ -90,7 +90,11 @@ struct launcher_core::state : std::enable_shared_from_this<state> {
         out.results_dir = absolute_or_empty(spec.results_dir.empty() ? cfg.results_dir / spec.job_id : spec.results_dir);
         out.extra_args = cfg.extra_cmd_args;
         for (auto& [k, v] : spec.extra_args) out.extra_args[k] = v;
-        out.env = cfg.env_vars;
+        // ShinkaEvolve's settings first, so that env_vars and the job's own env win.
+        out.env.clear();
+        if (cfg.numeric_threads_per_job) out.env = numeric_thread_variables(*cfg.numeric_threads_per_job);
+        if (cfg.eval_verbose) out.env["SHINKA_EVAL_VERBOSE"] = *cfg.eval_verbose ? "1" : "0";
+        for (const auto& [k, v] : cfg.env_vars) out.env[k] = v;
         for (auto& [k, v] : spec.env) out.env[k] = v;
         if (spec.timeout && spec.timeout->count() <= 0) return "job_spec.timeout must be positive";
         out.timeout = spec.timeout;

@@ -174,7 +174,7 @@ std::vector<bad_case> catalogue() {
     add({"unknown_option", {"--frobnicate"}, {}, 2, "The following argument was not expected: --frobnicate (run with --help"});
     add({"quiet_and_verbose", {"--quiet", "--verbose"}, {}, 2, "--quiet and --verbose exclude each other"});
     add({"config_dir_missing", {"--config-dir", "{DIR}/nowhere"}, {}, 2, "error: nowhere: config folder not found"});
-    add({"unresolved_env_interpolation", {"+exp_name=${oc.env:GENESIS_SURELY_UNSET}"}, {}, 2,
+    add({"unresolved_env_interpolation", {"evo_config.results_dir=${oc.env:GENESIS_SURELY_UNSET}"}, {}, 2,
          "environment variable 'GENESIS_SURELY_UNSET'"});
     // ---- missing and unreadable files ----
     add({"candidate_missing", {"evo_config.init_program_path={DIR}/missing.py"}, {}, 2,
@@ -286,7 +286,7 @@ protected:
     void SetUp() override {
         const fs::path data = GENESIS_TEST_DATA_DIR;
         write_file(configs() / "config.yaml",
-                   "defaults:\n  - _self_\n  - cluster: local\n  - variant: ok\n\n"
+                   "defaults:\n  - _self_\n  - cluster@_global_: local\n  - variant@_global_: ok\n\n"
                    "evo_config:\n  job_type: local\n  max_parallel_jobs: 2\n  init_program_path: " +
                        yaml_quote((data / "programs" / "good.py").string()) +
                        "\n  results_dir: results\n\njob_config:\n  eval_program_path: " +

@@ -101,7 +101,7 @@ protected:
         write_file(dir_ / "programs" / "slow1.py", "# SLOW\n");
         write_file(dir_ / "programs" / "slow2.py", "# SLOW\n");
         write_file(configs() / "config.yaml",
-                   "defaults:\n  - _self_\n  - cluster: e2b\n\n"
+                   "defaults:\n  - _self_\n  - cluster@_global_: e2b\n\n"
                    "evo_config:\n  job_type: e2b\n  max_parallel_jobs: 3\n  init_program_path: " +
                        yaml_quote((dir_ / "programs" / "fast.py").string()) +
                        "\n  results_dir: results\n\njob_config:\n  eval_program_path: " +

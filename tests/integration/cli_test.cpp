@@ -145,8 +145,8 @@ protected:
         write_file(configs() / "config.yaml",
                    "defaults:\n"
                    "  - _self_\n"
-                   "  - cluster: local\n"
-                   "  - variant: ok\n"
+                   "  - cluster@_global_: local\n"
+                   "  - variant@_global_: ok\n"
                    "\n"
                    "evo_config:\n"
                    "  job_type: local\n"

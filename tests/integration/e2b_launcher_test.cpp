@@ -298,7 +298,7 @@ TEST_F(E2bLauncher, MakeLauncherChecksTheKeyAndTheEndpoints) {
     EXPECT_FALSE(gl::make_launcher(cfg, io_.get_executor(), ec, diag));
     EXPECT_EQ(ec, gl::errc::missing_credentials);
     EXPECT_EQ(diag.client_message,
-              "E2B_API_KEY is not set (set it in the environment or in a .env file in the working directory)");
+              "E2B_API_KEY is not set (set it in the environment or in a .env file in the working directory or a parent)");
 
     cfg = config();
     cfg.e2b.api_url = "ftp://nowhere";

@@ -86,7 +86,7 @@ protected:
         write_file(dir_ / "programs" / "d.py", "print('d')\n");
         const fs::path ok = fs::path(GENESIS_TEST_DATA_DIR) / "evaluators" / "ok.py";
         write_file(dir_ / "configs" / "config.yaml",
-                   "defaults:\n  - _self_\n  - cluster: e2b\n\n"
+                   "defaults:\n  - _self_\n  - cluster@_global_: e2b\n\n"
                    "evo_config:\n  job_type: e2b\n  max_parallel_jobs: 2\n  init_program_path: " +
                        yaml_quote((dir_ / "programs" / "a.py").string()) +
                        "\n  results_dir: results\n\njob_config:\n  eval_program_path: " + yaml_quote(ok.string()) +

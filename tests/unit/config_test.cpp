@@ -200,17 +200,21 @@ TEST_F(ConfigTest, VariantDefaultsListOverridesTheCluster) {
 }
 
 TEST_F(ConfigTest, PlainAndOptionalDefaultsEntries) {
+    // No _self_: Hydra merges the primary config after its defaults list.
     write("configs/config.yaml", R"(defaults:
-  - cluster: e2b
+  - cluster@_global_: e2b
   - optional extras@_global_: absent
-  - optional variant: demo
-evo_config:
-  job_type: local
+  - optional variant@_global_: demo
+task:
+  marker: primary
 )");
     auto config = load();
     EXPECT_EQ(config.cluster, "e2b");
     EXPECT_EQ(config.variant, "demo");
     EXPECT_EQ(config.launcher.type, gl::job_type::e2b);
+    EXPECT_EQ(at(config, "task", "marker"), "primary");
+    ASSERT_EQ(config.sources.size(), 3u);
+    EXPECT_EQ(config.sources.back().filename(), "config.yaml");
 
     auto without = load({"~cluster"});
     EXPECT_EQ(without.cluster, "");
@@ -218,39 +222,44 @@ evo_config:
     EXPECT_EQ(without.sources.size(), 2u);
 }
 
-TEST_F(ConfigTest, OtherGroupsMergeBeforeTheVariant) {
+TEST_F(ConfigTest, GroupsMergeInDefaultsListOrder) {
     write("configs/config.yaml", R"(defaults:
   - variant@_global_: demo
   - task@_global_: packing
   - cluster@_global_: local
   - extras@task.extra: one
+  - _self_
 )");
     write("configs/task/packing.yaml", "task:\n  marker: task_group\n  from_task: yes\n");
     write("configs/extras/one.yaml", "value: 1\n");
     auto config = load();
-    EXPECT_EQ(at(config, "task", "marker"), "variant_demo");
-    EXPECT_EQ(at(config, "task", "from_task"), "yes");  // YAML 1.2: `yes` is a string
+    EXPECT_EQ(at(config, "task", "marker"), "cluster_local");  // the last of the list to set it
+    EXPECT_EQ(at(config, "task", "from_task"), "yes");      // YAML 1.2: `yes` is a string
     // A package other than _global_ places the file's content under that key.
     EXPECT_EQ(config.tree.at("task").at("extra").at("value").as_int64(), 1);
     ASSERT_EQ(config.sources.size(), 5u);
+    EXPECT_EQ(config.sources[0].filename(), "demo.yaml");
     EXPECT_EQ(config.sources[1].filename(), "packing.yaml");
     EXPECT_EQ(config.sources[2].filename(), "local.yaml");
     EXPECT_EQ(config.sources[3].filename(), "one.yaml");
-    EXPECT_EQ(config.sources[4].filename(), "demo.yaml");
+    EXPECT_EQ(config.sources[4].filename(), "config.yaml");
 }
 
-TEST_F(ConfigTest, TargetKeysAreAcceptedAndDropped) {
+TEST_F(ConfigTest, TargetKeysAnywhereAreCarriedAndIgnored) {
     write("configs/variant/demo.yaml", R"(_target_: top.level
 task:
   nested:
     _target_: some.Class
     value: 1
+evo_config:
+  _target_: genesis.core.EvolutionConfig
 )");
     auto config = load({"cluster=e2b"});
-    EXPECT_EQ(config.tree.if_contains("_target_"), nullptr);
-    EXPECT_EQ(config.tree.at("job_config").as_object().if_contains("_target_"), nullptr);
-    EXPECT_EQ(config.tree.at("task").at("nested").as_object().if_contains("_target_"), nullptr);
-    EXPECT_EQ(config.tree.at("task").at("nested").at("value").as_int64(), 1);
+    EXPECT_EQ(config.tree.at("_target_").as_string(), "top.level");
+    EXPECT_EQ(config.tree.at("job_config").at("_target_").as_string(), "genesis.launch.E2BJobConfig");
+    EXPECT_EQ(config.tree.at("task").at("nested").at("_target_").as_string(), "some.Class");
+    EXPECT_EQ(config.tree.at("evo_config").at("_target_").as_string(), "genesis.core.EvolutionConfig");
+    EXPECT_EQ(config.launcher.type, gl::job_type::e2b);
 }
 
 // ---- overrides ----------------------------------------------------------------------
@@ -396,21 +405,49 @@ job_config:
     EXPECT_EQ(load().tree.at("hydra").at("run").at("dir").as_string(), "${hydra.job.name}/x");
 }
 
-TEST_F(ConfigTest, UnresolvableInterpolationNamesFileLineAndKey) {
-    write("configs/variant/demo.yaml", "task:\n  fine: 1\n  bad: ${task.missing}\n");
+TEST_F(ConfigTest, UnresolvableInterpolationInALauncherKeyNamesFileLineAndKey) {
+    write("configs/variant/demo.yaml", "job_config:\n  python: python3\n  eval_program_path: ${task.missing}\n");
     EXPECT_EQ(load_error(),
-              "configs/variant/demo.yaml:3: task.bad: cannot resolve '${task.missing}': key "
+              "configs/variant/demo.yaml:3: job_config.eval_program_path: cannot resolve '${task.missing}': key "
               "'task.missing' is not in the config");
 
-    write("configs/variant/demo.yaml", "task:\n  env: ${oc.env:NOT_SET_ANYWHERE}\n");
-    EXPECT_THAT(load_error(), HasSubstr("configs/variant/demo.yaml:2: task.env: cannot resolve "
+    write("configs/variant/demo.yaml", "job_config:\n  conda_env: ${oc.env:NOT_SET_ANYWHERE}\n");
+    EXPECT_THAT(load_error(), HasSubstr("configs/variant/demo.yaml:2: job_config.conda_env: cannot resolve "
                                         "'${oc.env:NOT_SET_ANYWHERE}': environment variable"));
 
-    write("configs/variant/demo.yaml", "task:\n  a: ${task.b}\n  b: ${task.a}\n");
-    EXPECT_THAT(load_error(), HasSubstr("cycle"));
+    // A cycle, also through an engine key the launcher key refers to.
+    write("configs/variant/demo.yaml", "task:\n  a: ${evo_config.results_dir}\nevo_config:\n  results_dir: ${task.a}\n");
+    EXPECT_THAT(load_error(), HasSubstr("interpolation refers to itself (cycle)"));
+    write("configs/variant/demo.yaml", "evo_config:\n  results_dir: ${evo_config.results_dir}/x\n");
+    EXPECT_THAT(load_error(), HasSubstr("configs/variant/demo.yaml:2: evo_config.results_dir: "));
 
-    write("configs/variant/demo.yaml", "task:\n  a: ${nosuch:x}\n");
-    EXPECT_THAT(load_error(), HasSubstr("unknown resolver 'nosuch'"));
+    write("configs/variant/demo.yaml", "job_config:\n  template: ${nosuch:x}\n");
+    EXPECT_THAT(load_error({"cluster=e2b"}), HasSubstr("unknown resolver 'nosuch'"));
+}
+
+TEST_F(ConfigTest, UnresolvableEngineKeysAreKeptAsWrittenWithANote) {
+    // The engine resolves its own keys later (with its own resolvers): never an error here.
+    write("configs/variant/demo.yaml", R"(task:
+  bad: ${task.missing}
+  env: ${oc.env:NOT_SET_ANYWHERE}
+  a: ${task.b}
+  b: ${task.a}
+  custom: ${eval:1+1}
+  fine: ${exp_name}-ok
+)");
+    auto config = load();
+    EXPECT_EQ(at(config, "task", "bad"), "${task.missing}");
+    EXPECT_EQ(at(config, "task", "env"), "${oc.env:NOT_SET_ANYWHERE}");
+    EXPECT_EQ(at(config, "task", "a"), "${task.b}");
+    EXPECT_EQ(at(config, "task", "custom"), "${eval:1+1}");
+    EXPECT_EQ(at(config, "task", "fine"), "demo_exp-ok");
+    const auto& notes = config.notes;
+    auto noted = [&](const std::string& text) {
+        return std::any_of(notes.begin(), notes.end(), [&](const std::string& n) { return n.find(text) != std::string::npos; });
+    };
+    EXPECT_TRUE(noted("configs/variant/demo.yaml:2: task.bad: cannot resolve '${task.missing}'"));
+    EXPECT_TRUE(noted("unknown resolver 'eval'"));
+    EXPECT_TRUE(noted("cycle"));
 }
 
 // ---- error messages -----------------------------------------------------------------
@@ -504,10 +541,14 @@ TEST_F(ConfigTest, UnknownKeys) {
           "evo_config:\n  llm_models: [a]\n  language: python\n  brand_new_engine_setting: 1\n");
     EXPECT_EQ(load().launcher.max_parallel_jobs, 2);
 
-    write("configs/variant/demo.yaml", "verbos: true\n");
-    EXPECT_EQ(load_error(), "configs/variant/demo.yaml:1: verbos: unknown key (did you mean 'verbose'?)");
-    write("configs/variant/demo.yaml", "completely_unrelated: 1\n");
-    EXPECT_EQ(load_error(), "configs/variant/demo.yaml:1: completely_unrelated: unknown key");
+    // Engine keys at the top level are carried, whatever they are; a near-miss of one
+    // of the launcher's top-level keys is not.
+    write("configs/variant/demo.yaml", "verbos: true\ncompletely_unrelated: 1\nmax_db_workers: 2\n");
+    EXPECT_EQ(load().tree.at("completely_unrelated").as_int64(), 1);
+    write("configs/variant/demo.yaml", "job_confg:\n  time: 5\n");
+    EXPECT_EQ(load_error(), "configs/variant/demo.yaml:1: job_confg: unknown key (did you mean 'job_config'?)");
+    write("configs/variant/demo.yaml", "results_dri: out\n");
+    EXPECT_EQ(load_error(), "configs/variant/demo.yaml:1: results_dri: unknown key (did you mean 'results_dir'?)");
 
     // Subtrees other than job_config / evo_config are not validated.
     write("configs/variant/demo.yaml", "db_config:\n  anything: 1\nlauncher:\n  x: y\n");

@@ -109,7 +109,15 @@ override_spec parse_override(std::string_view text,
     const bool has_value = equals != std::string_view::npos;
     const std::string_view value_text = has_value ? rest.substr(equals + 1) : std::string_view{};
 
+    std::optional<std::string> package;
+    if (const auto at = spec.key.find('@'); spec.path.size() == 1 && at != std::string::npos && at > 0 &&
+                                             is_group(std::string_view(spec.key).substr(0, at))) {
+        package = spec.key.substr(at + 1);
+        spec.key.erase(at);
+        spec.path = {spec.key};
+    }
     if (spec.path.size() == 1 && is_group(spec.key)) {
+        spec.group_package = package;
         if (spec.op == override_op::remove) {
             if (has_value) fail(text, "use ~" + spec.key + " (without a value) to remove the group");
             spec.op = override_op::remove_group;

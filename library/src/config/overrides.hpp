@@ -1,6 +1,7 @@
 // overrides.hpp - Hydra-style command-line overrides (internal).
 //
-//   group=name     choose a config group file (<config_dir>/<group>/<name>.yaml)
+//   group=name     choose a config group file (<config_dir>/<group>/<name>.yaml);
+//                  group@pkg=name also sets the package it is merged under
 //   a.b=VALUE      change a key that exists (VALUE is YAML: 600, true, null, [a, b], 'x')
 //   +a.b=VALUE     add a key that must not exist yet
 //   ++a.b=VALUE    add or change a key
@@ -37,6 +38,8 @@ struct override_spec {
     std::optional<node> value;
     // select_group: the chosen option; nullopt for `group=null` (no file for the group).
     std::optional<std::string> group_option;
+    // select_group: `group@pkg=name` (Genesis's launcher writes `task@_global_=name`).
+    std::optional<std::string> group_package;
 
     source src() const { return source::from_override(text); }
 };

@@ -1277,11 +1277,7 @@ std::optional<std::string> check_e2b_config(const launcher_config& cfg) {
         if (!probe.tls_error().empty()) return "job_config.ca_file: " + probe.tls_error();
     }
     if (auto why = e2b::validate_settings(settings); !why.empty()) return why;
-    if (!(cfg.e2b.create_rate > 0) || !std::isfinite(cfg.e2b.create_rate))
-        return "job_config.create_rate must be a positive number of sandbox creations per second";
-    if (cfg.e2b.max_retries < 1) return "job_config.max_retries must be at least 1";
-    if (cfg.e2b.sweep_on_start && cfg.e2b.run_tag.empty())
-        return "job_config.sweep_on_start needs job_config.run_tag (the tag whose sandboxes are killed at start-up)";
+    // Value ranges are validate()'s (config/schema.cpp), which make_launcher runs first.
     return std::nullopt;
 }
 

@@ -79,7 +79,7 @@ std::optional<T> with_api(const launcher_config& cfg, boost::system::error_code&
     if (cfg.e2b.api_key.empty()) {
         ec = make_error_code(errc::missing_credentials);
         diag.client_message =
-            "E2B_API_KEY is not set (set it in the environment or in a .env file in the working directory)";
+            "E2B_API_KEY is not set (set it in the environment or in a .env file in the working directory or a parent)";
         return std::nullopt;
     }
     launcher_config checked = cfg;

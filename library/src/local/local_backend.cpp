@@ -461,7 +461,15 @@ private:
         std::vector<std::string> args = evaluator_arguments(job.evaluator, job.program, job.results_dir, job.extra_args);
         fs::path exe;
         const std::string path_env = env.get("PATH");
-        if (cfg_.local.conda_env) {
+        if (cfg_.local.activate_script) {
+            // ShinkaEvolve's activation: the script runs in a login bash, then the
+            // interpreter found on the PATH it leaves replaces the shell. The script
+            // and the argv go in as bash's positional parameters: no quoting involved.
+            exe = resolve("bash", path_env);
+            if (exe.empty()) co_return fail_setup("job_config.activate_script is set but 'bash' was not found on PATH");
+            args.insert(args.begin(), {"-lc", "set -e; source \"$0\"; exec \"$@\"", *cfg_.local.activate_script,
+                                       cfg_.local.python});
+        } else if (cfg_.local.conda_env) {
             exe = resolve("conda", path_env);
             if (exe.empty()) co_return fail_setup("job_config.conda_env is set but 'conda' was not found on PATH");
             args.insert(args.begin(), {"run", "-n", *cfg_.local.conda_env, "--no-capture-output", cfg_.local.python});

@@ -33,6 +33,10 @@ struct local_params {
     std::string python = "python3";
     // When set, the evaluator runs under `conda run -n <env> --no-capture-output`.
     std::optional<std::string> conda_env;
+    // ShinkaEvolve's activation script: when set, the evaluator runs as
+    //   bash -lc 'set -e; source "$0"; exec "$@"' <script> <python> <evaluator> ...
+    // (`python` is then looked up on the PATH the script leaves). Excludes conda_env.
+    std::optional<std::string> activate_script;
     // Per-job time limit; unset = none. (job_config.time: hh:mm:ss or seconds)
     std::optional<std::chrono::milliseconds> time;
 
@@ -129,6 +133,11 @@ struct launcher_config {
     // --key value arguments for every job (values: bool, number, string, ...).
     boost::json::object extra_cmd_args;
     std::map<std::string, std::string> env_vars;
+    // ShinkaEvolve's thread cap: OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS, ...
+    // (see numeric_thread_variables) for every evaluator; env_vars and the job's env win.
+    std::optional<int> numeric_threads_per_job;
+    // ShinkaEvolve's SHINKA_EVAL_VERBOSE=1|0 for every evaluator; unset = not set.
+    std::optional<bool> eval_verbose;
     local_params local;
     e2b_params e2b;
     // Stopping: SIGTERM, this grace period, then SIGKILL.
@@ -144,7 +153,8 @@ struct load_options {
     // Command-line overrides: `group=name`, `a.b=YAML`, `+a.b=YAML`, `++a.b=YAML`, `~a.b`.
     std::vector<std::string> overrides;
     // Relative paths in the configuration are resolved against this folder, and
-    // `.env` is looked up here. Empty = the current directory.
+    // `.env` is looked up here, then in its parents (the first one found is read).
+    // Empty = the current directory.
     std::filesystem::path working_dir;
     // Environment lookup (tests inject one); null = ::getenv.
     std::function<std::optional<std::string>(const std::string&)> getenv;
@@ -152,8 +162,13 @@ struct load_options {
 
 struct loaded_config {
     launcher_config launcher;
-    // The merged tree after overrides, `_target_` keys removed (for --print-config).
+    // The merged tree after overrides and interpolation: every key, the engine's
+    // included (`_target_`, `???`, `hydra`; engine keys that could not be resolved here
+    // stay as written). For --print-config.
     boost::json::object tree;
+    // The same tree before interpolation and without `hydra`: what Hydra saves as
+    // `.hydra/config.yaml` (see write_hydra_config).
+    boost::json::object unresolved_tree;
     // Names of the chosen config groups.
     std::string cluster;
     std::string variant;
@@ -162,6 +177,13 @@ struct loaded_config {
     std::vector<std::filesystem::path> programs;
     // Files read, in merge order.
     std::vector<std::filesystem::path> sources;
+    // Config group choices as composed (group path -> option), e.g. task -> circle_packing.
+    std::map<std::string, std::string> choices;
+    // The .env file read for credentials, if one was.
+    std::optional<std::filesystem::path> dotenv_file;
+    // Debug notes: engine keys carried but not used, unresolved engine interpolations,
+    // the .env file read. Never holds a secret's value.
+    std::vector<std::string> notes;
 };
 
 // Loads and validates. On failure sets ec (errc::config_error) and a one-line
@@ -171,6 +193,22 @@ loaded_config load_config(const load_options& options, boost::system::error_code
                           diagnostics& diag);
 // Throwing overload (launch_error).
 loaded_config load_config(const load_options& options);
+
+// Checks the values of a launcher_config (ranges, combinations), as load_config and
+// make_launcher do. On failure sets ec (errc::config_error) and diag.client_message to
+// "<key>: <what is wrong>", e.g. "evo_config.max_parallel_jobs: expected an integer >= 1, got 0".
+void validate(const launcher_config& cfg, boost::system::error_code& ec, diagnostics& diag);
+
+// Every key the launcher reads, as the markdown tables of docs/configuration.md.
+std::string config_key_reference();
+
+// Environment variables numeric_threads_per_job = n sets (ShinkaEvolve's list).
+std::map<std::string, std::string> numeric_thread_variables(int n);
+
+// Writes <dir>/.hydra/config.yaml from loaded.unresolved_tree, as Hydra does for a run,
+// so that evaluators that reload it (Genesis's and ShinkaEvolve's eval_hydra.py) work.
+void write_hydra_config(const loaded_config& loaded, const std::filesystem::path& dir,
+                        boost::system::error_code& ec, diagnostics& diag);
 
 // "hh:mm:ss", "mm:ss", or a number of seconds (integer or decimal).
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);

@@ -1,0 +1,530 @@
+// schema.cpp - the launcher keys table, typed readers, validation and the reference.
+#include "config/schema.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+
+namespace genesis::launch::config {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string trim(std::string_view s) {
+    std::size_t begin = 0, end = s.size();
+    while (begin < end && std::isspace(static_cast<unsigned char>(s[begin]))) ++begin;
+    while (end > begin && std::isspace(static_cast<unsigned char>(s[end - 1]))) --end;
+    return std::string(s.substr(begin, end - begin));
+}
+
+// A node typed the way OmegaConf converts strings for typed fields ("3" for an int).
+node typed(const node& n) {
+    if (n.kind == node_kind::string) return scalar_from_plain_text(trim(n.text), n.src);
+    return n;
+}
+
+}  // namespace
+
+// ---- reader ------------------------------------------------------------------------
+
+void reader::fail(const node& at, const std::string& key, const std::string& message) const {
+    throw config_failure(at.src.describe() + ": " + key + ": " + message);
+}
+
+void reader::expect_map(const node& n, const std::string& key) const {
+    if (!n.is_map()) fail(n, key, "expected a map, got " + describe_value(n));
+}
+
+// Strings; numbers and booleans are taken as written (as OmegaConf does for str fields).
+std::string reader::string_of(const node& n, const std::string& key) const {
+    if (n.is_null() || !n.is_scalar()) fail(n, key, "expected a string, got " + describe_value(n));
+    return n.text;
+}
+
+std::optional<std::string> reader::optional_string_of(const node& n, const std::string& key) const {
+    if (n.is_null()) return std::nullopt;
+    return string_of(n, key);
+}
+
+fs::path reader::path_of(const node& n, const std::string& key) const {
+    const std::string text = string_of(n, key);
+    if (text.empty()) fail(n, key, "expected a path, got \"\"");
+    return resolve_(text);
+}
+
+std::int64_t reader::integer_of(const node& n, const std::string& key) const {
+    const node t = typed(n);
+    if (t.kind != node_kind::integer) fail(n, key, "expected an integer, got " + describe_value(n));
+    return t.int_value;
+}
+
+std::optional<std::int64_t> reader::optional_integer_of(const node& n, const std::string& key) const {
+    if (n.is_null()) return std::nullopt;
+    return integer_of(n, key);
+}
+
+std::optional<double> reader::number_if(const node& n) const {
+    const node t = typed(n);
+    if (t.kind == node_kind::integer) return static_cast<double>(t.int_value);
+    if (t.kind == node_kind::floating && std::isfinite(t.float_value)) return t.float_value;
+    return std::nullopt;
+}
+
+double reader::number_of(const node& n, const std::string& key) const {
+    const auto value = number_if(n);
+    if (!value) fail(n, key, "expected a number, got " + describe_value(n));
+    return *value;
+}
+
+// true/false (also the strings "true"/"false", as OmegaConf converts them for bool fields).
+bool reader::bool_of(const node& n, const std::string& key) const {
+    const node t = typed(n);
+    if (t.kind == node_kind::boolean) return t.bool_value;
+    fail(n, key, "expected true or false, got " + describe_value(n));
+}
+
+// hh:mm:ss, mm:ss or a number of seconds; never negative.
+std::chrono::milliseconds reader::duration_of(const node& n, const std::string& key) const {
+    std::optional<std::chrono::milliseconds> value;
+    if (n.kind == node_kind::string) {
+        value = parse_duration(n.text);
+    } else if (n.kind == node_kind::integer || n.kind == node_kind::floating) {
+        if (auto seconds = number_if(n); seconds && *seconds >= 0 && *seconds < 1e12)
+            value = std::chrono::milliseconds(std::llround(*seconds * 1000.0));
+    }
+    if (!value) fail(n, key, "expected hh:mm:ss or a number of seconds, got " + describe_value(n));
+    return *value;
+}
+
+std::vector<std::string> reader::strings_of(const node& n, const std::string& key) const {
+    std::vector<std::string> out;
+    if (n.is_null()) return out;
+    if (!n.is_sequence()) fail(n, key, "expected a list of strings, got " + describe_value(n));
+    for (std::size_t i = 0; i < n.items.size(); ++i) out.push_back(string_of(n.items[i], key + "." + std::to_string(i)));
+    return out;
+}
+
+// ---- the table ---------------------------------------------------------------------
+
+namespace {
+
+using R = const reader&;
+using N = const node&;
+using K = const std::string&;
+using C = launcher_config&;
+
+std::optional<std::uint64_t> optional_count(R r, N v, K k) {
+    const auto n = r.optional_integer_of(v, k);
+    if (!n) return std::nullopt;
+    if (*n < 1) r.fail(v, k, "expected an integer >= 1, got " + v.text);
+    return static_cast<std::uint64_t>(*n);
+}
+
+std::optional<int> optional_int(R r, N v, K k) {
+    const auto n = r.optional_integer_of(v, k);
+    if (!n) return std::nullopt;
+    if (*n > std::numeric_limits<int>::max() || *n < std::numeric_limits<int>::min())
+        r.fail(v, k, "value too large: " + v.text);
+    return static_cast<int>(*n);
+}
+
+// An integer in [-1, maximum]; above it, the message validate_values() gives.
+int bounded_int(R r, N v, K k, std::int64_t maximum) {
+    const auto n = r.integer_of(v, k);
+    if (n > maximum) r.fail(v, k, "expected at most " + std::to_string(maximum) + ", got " + v.text);
+    return static_cast<int>(std::max<std::int64_t>(n, -1));
+}
+
+std::chrono::seconds whole_seconds(std::chrono::milliseconds ms) {
+    return std::chrono::seconds((ms.count() + 999) / 1000);
+}
+
+const char* const top = "Top level";
+const char* const evo = "evo_config";
+const char* const both = "job_config (both backends)";
+const char* const local = "job_config (local)";
+const char* const e2b = "job_config (E2B)";
+
+const std::vector<launcher_key> table = {
+    // ---- top level
+    {"results_dir", top, "path", "`results`",
+     "fallback for `evo_config.results_dir`",
+     [](R r, N v, K k, C c) { if (!v.is_null()) c.results_dir = r.path_of(v, k); }},
+    {"max_evaluation_jobs", top, "integer ≥ 1", "—",
+     "ShinkaEvolve's name for `evo_config.max_parallel_jobs`, used when that key is not set",
+     [](R r, N v, K k, C c) {
+         if (!v.is_null()) c.max_parallel_jobs = bounded_int(r, v, k, max_parallel_jobs_limit);
+     }},
+    {"programs", top, "list of files, a folder, or a file", "—",
+     "batch mode: evaluate these programs instead of `evo_config.init_program_path` (a folder: every `*.py` in it, sorted, hidden files skipped)",
+     nullptr},
+
+    // ---- evo_config
+    {"evo_config.job_type", evo, "`local` \\| `e2b`", "`local`",
+     "backend; Genesis's Slurm types (`slurm_conda`, `slurm_docker`, `slurm_env`) are refused",
+     nullptr},  // read by the loader itself (it decides how other keys are read)
+    {"evo_config.max_parallel_jobs", evo, "integer ≥ 1", "2 (10 in `cluster/e2b.yaml`)",
+     "jobs running at once; more queue",
+     [](R r, N v, K k, C c) {
+         c.max_parallel_jobs = bounded_int(r, v, k, max_parallel_jobs_limit);
+     }},
+    {"evo_config.init_program_path", evo, "path", "`initial.py`",
+     "the program a single CLI run evaluates; a `_target_` node (built by the engine) needs `programs=`",
+     nullptr},  // read by the loader itself (a `_target_` node is the engine's)
+    {"evo_config.results_dir", evo, "path", "`results`",
+     "parent folder of every run's results folder",
+     [](R r, N v, K k, C c) { if (!v.is_null()) c.results_dir = r.path_of(v, k); }},
+
+    // ---- job_config, both backends
+    {"job_config.eval_program_path", both, "path", "`evaluate.py`", "the evaluator",
+     [](R r, N v, K k, C c) { c.eval_program_path = r.path_of(v, k); }},
+    {"job_config.extra_cmd_args", both, "map", "`{}`",
+     "`--key value` per entry; `true` adds `--key`, `false`/`null` nothing",
+     [](R r, N v, K k, C c) {
+         c.extra_cmd_args.clear();
+         if (v.is_null()) return;
+         r.expect_map(v, k);
+         c.extra_cmd_args = to_json(v).as_object();
+     },
+     true},
+    {"job_config.env_vars", both, "map of scalars", "`{}`", "environment variables for the evaluator",
+     [](R r, N v, K k, C c) {
+         c.env_vars.clear();
+         if (v.is_null()) return;
+         r.expect_map(v, k);
+         for (const auto& [name, text] : v.entries) {
+             if (text.is_null() || !text.is_scalar())
+                 r.fail(text, k + "." + name, "expected a string, got " + describe_value(text));
+             c.env_vars[name] = text.text;
+         }
+     },
+     true},
+    {"job_config.numeric_threads_per_job", both, "integer ≥ 1 or `null`", "`null`",
+     "(ShinkaEvolve) caps numeric libraries' threads: sets `OMP_NUM_THREADS`, `OPENBLAS_NUM_THREADS`, `MKL_NUM_THREADS` and the other thread variables ShinkaEvolve sets; `env_vars` win",
+     [](R r, N v, K k, C c) { c.numeric_threads_per_job = optional_int(r, v, k); }},
+    {"job_config.eval_verbose", both, "bool or `null`", "`null`",
+     "(ShinkaEvolve) sets `SHINKA_EVAL_VERBOSE` to `1` or `0` for the evaluator; `null` leaves it unset",
+     [](R r, N v, K k, C c) {
+         if (v.is_null()) c.eval_verbose.reset();
+         else c.eval_verbose = r.bool_of(v, k);
+     }},
+    {"job_config.kill_grace", both, "seconds or `hh:mm:ss`", "3", "SIGTERM → SIGKILL grace period",
+     [](R r, N v, K k, C c) { c.kill_grace = r.duration_of(v, k); }},
+    {"job_config.output_capture_bytes", both, "integer > 0", "262144",
+     "bytes of stdout and of stderr kept in memory (head + tail)",
+     [](R r, N v, K k, C c) {
+         const auto n = r.integer_of(v, k);
+         if (n < 1) r.fail(v, k, "expected an integer >= 1, got " + v.text);
+         c.output_capture_bytes = static_cast<std::size_t>(n);
+     }},
+
+    // ---- local
+    {"job_config.python", local, "command or path", "`python3`",
+     "interpreter; a command is looked up on the job's `PATH` once per launcher (and `PATH` value)",
+     [](R r, N v, K k, C c) { c.local.python = r.string_of(v, k); }},
+    {"job_config.python_executable", local, "command, path or `null`", "`null`",
+     "(ShinkaEvolve) the same as `python`; `null` keeps `python`",
+     [](R r, N v, K k, C c) {
+         if (auto text = r.optional_string_of(v, k); text && !trim(*text).empty()) c.local.python = trim(*text);
+     }},
+    {"job_config.time", local, "`hh:mm:ss`, `mm:ss`, seconds, or `null`", "`null`", "per-job time limit",
+     [](R r, N v, K k, C c) {
+         if (v.is_null()) c.local.time.reset();
+         else c.local.time = r.duration_of(v, k);
+     }},
+    {"job_config.conda_env", local, "string or `null`", "`null`",
+     "run under `conda run -n <env> --no-capture-output`",
+     [](R r, N v, K k, C c) {
+         auto text = r.optional_string_of(v, k);
+         // ShinkaEvolve counts a blank name as unset.
+         c.local.conda_env = text && !trim(*text).empty() ? std::optional<std::string>(trim(*text)) : std::nullopt;
+     }},
+    {"job_config.activate_script", local, "path or `null`", "`null`",
+     "(ShinkaEvolve) run as `bash -lc 'set -e; source SCRIPT; exec …'`: the interpreter is then `python` looked up after the script ran; excludes `conda_env`",
+     [](R r, N v, K k, C c) {
+         auto text = r.optional_string_of(v, k);
+         c.local.activate_script = text && !trim(*text).empty() ? std::optional<std::string>(trim(*text)) : std::nullopt;
+     }},
+    {"job_config.memory_mb", local, "integer ≥ 1 or `null`", "`null`",
+     "address space per process in MiB (`RLIMIT_AS`); with `job_type: e2b`, the sandbox's size (cost estimate only)",
+     [](R r, N v, K k, C c) {
+         if (c.type == job_type::e2b) {
+             c.e2b.memory_mb = optional_int(r, v, k);
+             c.local.memory_mb.reset();
+         } else {
+             c.local.memory_mb = optional_count(r, v, k);
+         }
+     }},
+    {"job_config.cpu_seconds", local, "seconds, `hh:mm:ss` or `null`", "`null`",
+     "CPU time per process (`RLIMIT_CPU`, rounded up to whole seconds); SIGXCPU ends the job as `timeout`",
+     [](R r, N v, K k, C c) {
+         if (v.is_null()) c.local.cpu_seconds.reset();
+         else c.local.cpu_seconds = whole_seconds(r.duration_of(v, k));
+     }},
+    {"job_config.max_file_mb", local, "integer ≥ 1 or `null`", "`null`",
+     "largest file a process may write (`RLIMIT_FSIZE`)",
+     [](R r, N v, K k, C c) { c.local.max_file_mb = optional_count(r, v, k); }},
+    {"job_config.max_processes", local, "integer ≥ 1 or `null`", "`null`",
+     "processes and threads of the whole job at once (pids cgroup, `pids.max`)",
+     [](R r, N v, K k, C c) { c.local.max_processes = optional_count(r, v, k); }},
+    {"job_config.max_open_files", local, "integer ≥ 1 or `null`", "`null`",
+     "open descriptors per process (`RLIMIT_NOFILE`)",
+     [](R r, N v, K k, C c) { c.local.max_open_files = optional_count(r, v, k); }},
+    {"job_config.core_dumps", local, "bool", "`false`", "`false` sets the soft `RLIMIT_CORE` to 0",
+     [](R r, N v, K k, C c) { c.local.core_dumps = r.bool_of(v, k); }},
+    {"job_config.log_limit_mb", local, "integer ≥ 1 or `null`", "`null`",
+     "bytes written to `job_log.out` and to `job_log.err`, each; past it one mark line ends the file",
+     [](R r, N v, K k, C c) { c.local.log_limit_mb = optional_count(r, v, k); }},
+    {"job_config.private_tmp", local, "bool", "`true`", "a fresh `TMPDIR` (also `TMP`, `TEMP`) per job, removed afterwards",
+     [](R r, N v, K k, C c) { c.local.private_tmp = r.bool_of(v, k); }},
+    {"job_config.kill_escaped", local, "bool", "`true`",
+     "when the job ends, SIGKILL every process carrying its marker, even one that left the process group",
+     [](R r, N v, K k, C c) { c.local.kill_escaped = r.bool_of(v, k); }},
+    {"job_config.kill_on_parent_exit", local, "bool", "`true`",
+     "the evaluator gets SIGKILL when the thread that started it exits",
+     [](R r, N v, K k, C c) { c.local.kill_on_parent_exit = r.bool_of(v, k); }},
+    {"job_config.network", local, "bool", "`true`", "`false`: own network namespace with only loopback",
+     [](R r, N v, K k, C c) { c.local.network = r.bool_of(v, k); }},
+    {"job_config.isolation", local, "`none` or `bwrap`", "`none`",
+     "`bwrap`: bubblewrap (read-only system, no network, private `/tmp`)",
+     [](R r, N v, K k, C c) {
+         const std::string mode = v.is_null() ? std::string("none") : r.string_of(v, k);
+         if (mode == "none") c.local.isolation = local_isolation::none;
+         else if (mode == "bwrap") c.local.isolation = local_isolation::bwrap;
+         else r.fail(v, k, "expected none or bwrap, got " + describe_value(v));
+     }},
+
+    // ---- E2B
+    {"job_config.template", e2b, "string", "`base`", "sandbox template",
+     [](R r, N v, K k, C c) { c.e2b.template_id = r.string_of(v, k); }},
+    {"job_config.timeout", e2b, "seconds > 0", "300",
+     "evaluation time limit (the sandbox lives `install_timeout` + `timeout` + 120 s)",
+     [](R r, N v, K k, C c) {
+         const auto seconds = r.number_if(v);
+         if (!seconds || *seconds <= 0 || *seconds > 1e9)
+             r.fail(v, k, "expected a positive number of seconds, got " + describe_value(v));
+         c.e2b.timeout = std::chrono::seconds(static_cast<std::int64_t>(std::ceil(*seconds)));
+     }},
+    {"job_config.dependencies", e2b, "list of strings", "`[numpy]` in `cluster/e2b.yaml`",
+     "pip packages installed first, one `pip install` per job",
+     [](R r, N v, K k, C c) { c.e2b.dependencies = r.strings_of(v, k); }},
+    {"job_config.install_timeout", e2b, "seconds or `hh:mm:ss`", "600", "time limit of the `pip install`",
+     [](R r, N v, K k, C c) { c.e2b.install_timeout = whole_seconds(r.duration_of(v, k)); }},
+    {"job_config.additional_files", e2b, "map sandbox path → local path", "`{}`", "extra uploads",
+     [](R r, N v, K k, C c) {
+         c.e2b.additional_files.clear();
+         if (v.is_null()) return;
+         r.expect_map(v, k);
+         for (const auto& [sandbox_path, local_path] : v.entries)
+             c.e2b.additional_files[sandbox_path] = r.path_of(local_path, k + "." + sandbox_path).string();
+     },
+     true},
+    {"job_config.cpus", e2b, "integer ≥ 1 or `null`", "`null`", "the template's vCPUs, for the cost estimate",
+     [](R r, N v, K k, C c) { c.e2b.cpus = optional_int(r, v, k); }},
+    {"job_config.create_rate", e2b, "number > 0", "1.0", "sandbox creations per second per launcher",
+     [](R r, N v, K k, C c) { c.e2b.create_rate = r.number_of(v, k); }},
+    {"job_config.max_retries", e2b, "integer 1–100", "5", "attempts per request for transient failures",
+     [](R r, N v, K k, C c) { c.e2b.max_retries = bounded_int(r, v, k, max_retries_limit); }},
+    {"job_config.retry_vanished", e2b, "bool", "`true`",
+     "retry a job whose sandbox vanishes or whose command stream breaks on a new sandbox (up to 3 per job)",
+     [](R r, N v, K k, C c) { c.e2b.retry_vanished = r.bool_of(v, k); }},
+    {"job_config.ca_file", e2b, "path", "`\"\"`", "extra trusted CA (PEM)",
+     [](R r, N v, K k, C c) {
+         const auto text = r.optional_string_of(v, k);
+         c.e2b.ca_file = text && !text->empty() ? r.path_of(v, k).string() : std::string();
+     }},
+    {"job_config.tls_verify", e2b, "bool", "`true`", "certificate and host-name checks",
+     [](R r, N v, K k, C c) { c.e2b.tls_verify = r.bool_of(v, k); }},
+    {"job_config.cost_per_cpu_second", e2b, "number ≥ 0", "0.000014", "USD per vCPU-second, for the cost estimate",
+     [](R r, N v, K k, C c) { c.e2b.cost_per_cpu_second = r.number_of(v, k); }},
+    {"job_config.cost_per_gib_second", e2b, "number ≥ 0", "0.0000045", "USD per GiB-second, for the cost estimate",
+     [](R r, N v, K k, C c) { c.e2b.cost_per_gib_second = r.number_of(v, k); }},
+    {"job_config.run_tag", e2b, "string", "`\"\"` (random)", "tag of this run's sandboxes (`genesis_run`)",
+     [](R r, N v, K k, C c) { c.e2b.run_tag = r.optional_string_of(v, k).value_or(""); }},
+    {"job_config.sweep_on_start", e2b, "bool", "`false`", "kill sandboxes left with the same `run_tag` at start-up",
+     [](R r, N v, K k, C c) { c.e2b.sweep_on_start = r.bool_of(v, k); }},
+    {"job_config.api_url", e2b, "string", "`E2B_API_URL`, else `https://api.<domain>`", "control plane endpoint",
+     [](R r, N v, K k, C c) { if (auto t = r.optional_string_of(v, k)) c.e2b.api_url = *t; }},
+    {"job_config.sandbox_url", e2b, "string", "`E2B_SANDBOX_URL`", "envd endpoint for every sandbox",
+     [](R r, N v, K k, C c) { if (auto t = r.optional_string_of(v, k)) c.e2b.sandbox_url = *t; }},
+    {"job_config.domain", e2b, "string", "`E2B_DOMAIN`, else `e2b.app`", "E2B domain",
+     [](R r, N v, K k, C c) { if (auto t = r.optional_string_of(v, k)) c.e2b.domain = *t; }},
+};
+
+const std::vector<ignored_key> ignored = {
+    {"eval_command", "Genesis's own command line; the launcher builds the evaluator's argv itself"},
+    {"image", "Slurm/Docker setting"},
+    {"image_tar_path", "Slurm/Docker setting"},
+    {"docker_flags", "Slurm/Docker setting"},
+    {"partition", "Slurm setting"},
+    {"gpus", "Slurm setting"},
+    {"mem", "Slurm setting"},
+    {"modules", "Slurm setting (environment modules)"},
+};
+
+}  // namespace
+
+const std::vector<launcher_key>& launcher_keys() { return table; }
+
+const launcher_key* find_launcher_key(std::string_view path) {
+    for (const auto& key : table)
+        if (path == key.path) return &key;
+    return nullptr;
+}
+
+const std::vector<ignored_key>& ignored_job_keys() { return ignored; }
+
+const std::vector<std::string>& known_engine_keys(std::string_view parent) {
+    // Genesis's and ShinkaEvolve's own keys next to ours (their EvolutionConfig and
+    // their top level), so that no engine key is ever taken for a misspelling.
+    static const std::vector<std::string> top_level = {
+        "defaults", "hydra", "db_config", "database", "evolution", "task", "verbose", "run_name",
+        "output_dir", "exp_name", "variant_suffix", "distributed_job_config", "evaluate_function",
+        "launcher", "max_proposal_jobs", "max_db_workers", "variant", "cluster"};
+    static const std::vector<std::string> evo_config = {
+        "num_generations", "llm_models", "llm_dynamic_selection", "llm_kwargs",
+        "llm_dynamic_selection_kwargs", "meta_rec_interval", "meta_llm_models", "meta_llm_kwargs",
+        "meta_max_recommendations", "embedding_model", "patch_types", "patch_type_probs",
+        "task_sys_msg", "language", "max_patch_attempts", "max_patch_resamples",
+        "max_novelty_attempts", "novelty_llm_models", "novelty_llm_kwargs",
+        "code_embed_sim_threshold", "use_text_feedback", "agentic", "evaluator", "agentic_mode",
+        "max_api_costs", "evolve_prompts", "prompt_evolution_interval", "job_config",
+        "max_proposal_jobs", "max_db_workers", "enable_controlled_oversubscription", "strategy_name"};
+    static const std::vector<std::string> job_config = [] {
+        std::vector<std::string> names;
+        for (const auto& key : ignored) names.emplace_back(key.name);
+        return names;
+    }();
+    static const std::vector<std::string> none;
+    if (parent.empty()) return top_level;
+    if (parent == "evo_config") return evo_config;
+    if (parent == "job_config") return job_config;
+    return none;
+}
+
+std::vector<std::string> launcher_children(std::string_view parent) {
+    std::vector<std::string> names;
+    for (const auto& key : table) {
+        const std::string_view path = key.path;
+        const std::size_t dot = path.rfind('.');
+        const std::string_view key_parent = dot == std::string_view::npos ? std::string_view{} : path.substr(0, dot);
+        if (key_parent == parent) names.emplace_back(path.substr(dot == std::string_view::npos ? 0 : dot + 1));
+    }
+    if (parent.empty()) {
+        names.emplace_back("job_config");
+        names.emplace_back("evo_config");
+    }
+    return names;
+}
+
+std::optional<std::string> near_miss(std::string_view parent, std::string_view name) {
+    const auto& engine = known_engine_keys(parent);
+    if (std::find(engine.begin(), engine.end(), name) != engine.end()) return std::nullopt;
+    // Every field of Genesis's and ShinkaEvolve's job configs is known (ours, or in
+    // the ignored list): a new name there is more likely a typo of ours than anywhere
+    // else, so the wider "did you mean" match applies.
+    if (parent == "job_config") return closest_match(name, launcher_children(parent));
+    std::optional<std::string> best;
+    std::size_t best_distance = std::numeric_limits<std::size_t>::max();
+    for (const auto& own : launcher_children(parent)) {
+        if (own == name) return std::nullopt;
+        // One typo in a short name, two in a longer one.
+        const std::size_t allowed = std::min(name.size(), own.size()) >= 6 ? 2 : 1;
+        const std::size_t distance = edit_distance(name, own);
+        if (distance <= allowed && distance < best_distance) {
+            best = own;
+            best_distance = distance;
+        }
+    }
+    return best;
+}
+
+// ---- validation --------------------------------------------------------------------
+
+std::optional<std::pair<std::string, std::string>> validate_values(const launcher_config& cfg) {
+    using problem = std::pair<std::string, std::string>;
+    auto number_text = [](double value) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%g", value);
+        return std::string(buf);
+    };
+    if (cfg.max_parallel_jobs < 1)
+        return problem{"evo_config.max_parallel_jobs", "expected an integer >= 1, got " + std::to_string(cfg.max_parallel_jobs)};
+    if (cfg.max_parallel_jobs > max_parallel_jobs_limit)
+        return problem{"evo_config.max_parallel_jobs", "expected at most " + std::to_string(max_parallel_jobs_limit) +
+                                                           ", got " + std::to_string(cfg.max_parallel_jobs)};
+    if (cfg.eval_program_path.empty()) return problem{"job_config.eval_program_path", "expected a path, got \"\""};
+    if (cfg.kill_grace.count() < 0) return problem{"job_config.kill_grace", "expected a duration >= 0"};
+    if (cfg.output_capture_bytes < 1) return problem{"job_config.output_capture_bytes", "expected an integer >= 1, got 0"};
+    if (cfg.numeric_threads_per_job && *cfg.numeric_threads_per_job < 1)
+        return problem{"job_config.numeric_threads_per_job",
+                       "expected an integer >= 1, got " + std::to_string(*cfg.numeric_threads_per_job)};
+
+    const local_params& l = cfg.local;
+    if (l.python.empty()) return problem{"job_config.python", "expected an interpreter, got \"\""};
+    if (l.time && l.time->count() <= 0)
+        return problem{"job_config.time", "expected a positive duration, got " + std::to_string(l.time->count()) + " ms"};
+    if (l.cpu_seconds && l.cpu_seconds->count() <= 0) return problem{"job_config.cpu_seconds", "expected a positive duration"};
+    const std::pair<const char*, const std::optional<std::uint64_t>*> mib_limits[] = {
+        {"job_config.memory_mb", &l.memory_mb}, {"job_config.max_file_mb", &l.max_file_mb},
+        {"job_config.log_limit_mb", &l.log_limit_mb}};
+    for (const auto& [key, value] : mib_limits) {
+        if (*value && **value < 1) return problem{key, "expected an integer >= 1, got 0"};
+        // MiB values become bytes for setrlimit.
+        if (*value && **value > (std::uint64_t{1} << 40)) return problem{key, "value too large: " + std::to_string(**value)};
+    }
+    if (l.max_processes && *l.max_processes < 1) return problem{"job_config.max_processes", "expected an integer >= 1, got 0"};
+    if (l.max_open_files && *l.max_open_files < 1) return problem{"job_config.max_open_files", "expected an integer >= 1, got 0"};
+    if (l.conda_env && l.conda_env->empty()) return problem{"job_config.conda_env", "expected an environment name, got \"\""};
+    if (l.conda_env && l.activate_script)
+        return problem{"job_config.activate_script",
+                       "cannot be combined with job_config.conda_env (set one of them to null)"};
+
+    const e2b_params& e = cfg.e2b;
+    if (e.template_id.empty()) return problem{"job_config.template", "expected a template name, got \"\""};
+    if (e.timeout.count() <= 0)
+        return problem{"job_config.timeout", "expected a positive number of seconds, got " + std::to_string(e.timeout.count())};
+    if (e.install_timeout.count() <= 0) return problem{"job_config.install_timeout", "expected a positive duration, got 0"};
+    if (!(e.create_rate > 0) || !std::isfinite(e.create_rate))
+        return problem{"job_config.create_rate", "expected a number > 0, got " + number_text(e.create_rate)};
+    if (e.max_retries < 1) return problem{"job_config.max_retries", "expected an integer >= 1, got " + std::to_string(e.max_retries)};
+    if (e.max_retries > max_retries_limit)
+        return problem{"job_config.max_retries",
+                       "expected at most " + std::to_string(max_retries_limit) + ", got " + std::to_string(e.max_retries)};
+    if (!(e.cost_per_cpu_second >= 0) || !std::isfinite(e.cost_per_cpu_second))
+        return problem{"job_config.cost_per_cpu_second", "expected a number >= 0, got " + number_text(e.cost_per_cpu_second)};
+    if (!(e.cost_per_gib_second >= 0) || !std::isfinite(e.cost_per_gib_second))
+        return problem{"job_config.cost_per_gib_second", "expected a number >= 0, got " + number_text(e.cost_per_gib_second)};
+    if (e.cpus && *e.cpus < 1) return problem{"job_config.cpus", "expected an integer >= 1, got " + std::to_string(*e.cpus)};
+    if (e.memory_mb && *e.memory_mb < 1)
+        return problem{"job_config.memory_mb", "expected an integer >= 1, got " + std::to_string(*e.memory_mb)};
+    for (char ch : e.run_tag)
+        if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.'))
+            return problem{"job_config.run_tag", "expected letters, digits, '-', '_' or '.', got \"" + e.run_tag + "\""};
+    if (e.sweep_on_start && e.run_tag.empty())
+        return problem{"job_config.sweep_on_start", "needs job_config.run_tag (the tag whose sandboxes are killed at start-up)"};
+    return std::nullopt;
+}
+
+// ---- reference ---------------------------------------------------------------------
+
+std::string key_reference_markdown() {
+    std::string out;
+    std::string section;
+    for (const auto& key : table) {
+        if (section != key.section) {
+            section = key.section;
+            out += std::string(out.empty() ? "" : "\n") + "#### " + section + "\n\n";
+            out += "| key | type | default | meaning |\n|---|---|---|---|\n";
+        }
+        out += std::string("| `") + key.path + "` | " + key.type + " | " + key.default_text + " | " + key.meaning + " |\n";
+    }
+    out += "\n#### Carried and ignored (`job_config`)\n\n| key | why |\n|---|---|\n";
+    for (const auto& key : ignored) out += std::string("| `") + key.name + "` | " + key.why + " |\n";
+    return out;
+}
+
+}  // namespace genesis::launch::config

@@ -1,0 +1,96 @@
+// schema.hpp - the launcher's keys, in one table (internal).
+//
+// Every key the launcher reads is one row: its dotted path, its type and default
+// (for the reference), one line of meaning, and a setter that turns a YAML node into
+// the launcher_config field. The same table drives:
+//   - the loader (which keys are read, and how),
+//   - command-line overrides (which keys `a.b=VALUE` may set without `+`),
+//   - typo detection (a near-miss of a row is an error with a suggestion),
+//   - the key reference in docs/configuration.md (config_key_reference()).
+// Range and cross-field checks live in validate_values(), which make_launcher runs too.
+//
+// Keys that are not rows are the engine's (Genesis / ShinkaEvolve settings, database,
+// LLM, Slurm fields, ...): carried in the tree and never rejected.
+#pragma once
+
+#include "config/yaml_tree.hpp"
+#include "genesis/launch/config.hpp"
+
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace genesis::launch::config {
+
+constexpr int max_parallel_jobs_limit = 100000;
+constexpr int max_retries_limit = 100;
+
+// Typed reads from nodes. Every failure is a config_failure naming the node's
+// file:line (or override) and the key.
+class reader {
+public:
+    using resolve_fn = std::function<std::filesystem::path(const std::string&)>;
+    explicit reader(resolve_fn resolve) : resolve_(std::move(resolve)) {}
+
+    [[noreturn]] void fail(const node& at, const std::string& key, const std::string& message) const;
+
+    void expect_map(const node& n, const std::string& key) const;
+    std::string string_of(const node& n, const std::string& key) const;
+    std::optional<std::string> optional_string_of(const node& n, const std::string& key) const;
+    std::filesystem::path path_of(const node& n, const std::string& key) const;
+    std::int64_t integer_of(const node& n, const std::string& key) const;
+    std::optional<std::int64_t> optional_integer_of(const node& n, const std::string& key) const;
+    std::optional<double> number_if(const node& n) const;
+    double number_of(const node& n, const std::string& key) const;
+    bool bool_of(const node& n, const std::string& key) const;
+    std::chrono::milliseconds duration_of(const node& n, const std::string& key) const;
+    std::vector<std::string> strings_of(const node& n, const std::string& key) const;
+
+private:
+    resolve_fn resolve_;
+};
+
+// One launcher key.
+struct launcher_key {
+    const char* path;          // "job_config.time"
+    const char* section;       // heading in the reference
+    const char* type;          // for the reference (markdown)
+    const char* default_text;  // for the reference (markdown)
+    const char* meaning;       // for the reference (markdown, one line)
+    void (*set)(const reader&, const node& value, const std::string& key, launcher_config& out);
+    // Entries of this map are free-form (variable names, flags, sandbox paths).
+    bool free_form_map = false;
+};
+
+const std::vector<launcher_key>& launcher_keys();
+const launcher_key* find_launcher_key(std::string_view path);
+
+// Keys of Genesis's and ShinkaEvolve's job configs (Slurm, Docker) that mean nothing
+// to this launcher: carried, and ignored with one debug note.
+struct ignored_key {
+    const char* name;  // under job_config
+    const char* why;
+};
+const std::vector<ignored_key>& ignored_job_keys();
+
+// Known engine keys next to launcher keys: never mistaken for near-misses.
+const std::vector<std::string>& known_engine_keys(std::string_view parent);
+
+// The launcher key `name` under `parent` ("", "evo_config", "job_config") most likely
+// misspells, if any: a small edit distance, and `name` not a known engine key.
+std::optional<std::string> near_miss(std::string_view parent, std::string_view name);
+
+// Names of the launcher's keys directly under `parent` (for overrides and suggestions).
+std::vector<std::string> launcher_children(std::string_view parent);
+
+// The first value that breaks a rule: {key, message}; nullopt when all is well.
+std::optional<std::pair<std::string, std::string>> validate_values(const launcher_config& cfg);
+
+// The key reference (markdown), generated from the table.
+std::string key_reference_markdown();
+
+}  // namespace genesis::launch::config
