@@ -200,7 +200,12 @@ std::optional<std::string> check_inputs(const launch::loaded_config& cfg, const 
         const char* inherited = std::getenv("PATH");
         const std::string path_env = env.count("PATH") ? env.at("PATH") : inherited ? inherited : "";
         const std::string& python = cfg.launcher.local.python;
-        if (cfg.launcher.local.conda_env) {
+        if (const auto& script = cfg.launcher.local.activate_script) {
+            // The interpreter comes from the PATH the script leaves: only the script is checked.
+            if (auto problem = input_problem(*script))
+                return describe("activation script", *script, *problem, "job_config.activate_script");
+            if (!executable_found("bash", path_env)) return std::string("job_config.activate_script is set but 'bash' was not found on PATH");
+        } else if (cfg.launcher.local.conda_env) {
             if (!executable_found("conda", path_env))
                 return std::string("job_config.conda_env is set but 'conda' was not found on PATH");
         } else if (!executable_found(python, path_env)) {
@@ -266,12 +271,23 @@ int run(const cli_options& options) {
                    "(job_config.tls_verify=false); use only against a test service\n",
                    stderr);
 
+    if (options.verbose) {
+        // What the loader read and what it carried without using (never a secret's value).
+        const launch::logger debug = launch::make_stderr_logger(launch::log_level::debug);
+        for (const auto& source : cfg.sources) debug.log(launch::log_level::debug, "config: read " + source.string());
+        for (const auto& note : cfg.notes) debug.log(launch::log_level::debug, "config: " + note);
+        if (!cfg.dotenv_file) debug.log(launch::log_level::debug, "config: no .env file was read");
+    }
+
     if (options.print_config) {
         const std::string text = cli::pretty_json(cfg.tree);
         std::fwrite(text.data(), 1, text.size(), stdout);
         return cli::exit_code::success;
     }
 
+    if (cfg.programs.empty() && cfg.launcher.init_program_path.empty())
+        return usage_failure("evo_config.init_program_path is built by the engine (a _target_ node); "
+                             "give the program to evaluate with programs=FILE or evo_config.init_program_path=FILE");
     cli::run_plan plan = cli::make_plan(cfg, cli::make_run_id(std::chrono::system_clock::now(), random_suffix()));
     if (auto problem = check_inputs(cfg, plan)) return usage_failure(*problem);
 
@@ -299,6 +315,10 @@ int run(const cli_options& options) {
     std::error_code fs_ec;
     fs::create_directories(plan.run_dir, fs_ec);
     if (fs_ec) return usage_failure("cannot create results folder " + plan.run_dir.string() + ": " + fs_ec.message());
+    // As Hydra does for a run: evaluators that reload the composed config (Genesis's and
+    // ShinkaEvolve's eval_hydra.py look two folders above --results_dir) find it here.
+    launch::write_hydra_config(cfg, plan.run_dir, ec, diag);
+    if (ec) return usage_failure(ec, diag);
 
     // Declared after the launcher: destroyed first.
     cli::batch_runner runner(io, *launcher, std::move(plan), make_output_settings(options), cfg.launcher.kill_grace);

@@ -24,6 +24,8 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -420,17 +422,39 @@ void emit(YAML::Emitter& out, const boost::json::value& value) {
         out << YAML::EndSeq;
         break;
     case boost::json::kind::string: {
+        // Plain only when no YAML 1.1 reader (PyYAML, under OmegaConf) could take it for
+        // anything else: `00:10:00` is a number there, `yes` a bool.
         const std::string text(value.get_string());
-        // A string that would read back as another type keeps its quotes.
-        const bool plain = config::scalar_from_plain_text(text, {}).kind == node_kind::string;
-        if (!plain || text.empty()) out << YAML::DoubleQuoted;
+        std::string lower = text;
+        std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+        static const std::set<std::string> words = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"};
+        const bool plain = !text.empty() && !words.count(lower) &&
+                           (std::isalpha(static_cast<unsigned char>(text[0])) || text[0] == '_' || text[0] == '/') &&
+                           std::all_of(text.begin(), text.end(), [](unsigned char c) {
+                               return std::isalnum(c) || c == '_' || c == '-' || c == '.' || c == '/';
+                           });
+        if (!plain && text != "???") out << YAML::DoubleQuoted;
         out << text;
         break;
     }
     case boost::json::kind::bool_: out << value.get_bool(); break;
     case boost::json::kind::int64: out << value.get_int64(); break;
     case boost::json::kind::uint64: out << value.get_uint64(); break;
-    case boost::json::kind::double_: out << value.get_double(); break;
+    case boost::json::kind::double_: {
+        // A float stays a float when read back: 10.0, not 10.
+        const double d = value.get_double();
+        std::string text;
+        if (std::isnan(d)) text = ".nan";
+        else if (std::isinf(d)) text = d > 0 ? ".inf" : "-.inf";
+        else {
+            char buf[64];
+            std::snprintf(buf, sizeof buf, "%.17g", d);
+            text = buf;
+            if (text.find_first_of(".e") == std::string::npos) text += ".0";
+        }
+        out << text;
+        break;
+    }
     case boost::json::kind::null: out << YAML::Null; break;
     }
 }

@@ -246,7 +246,8 @@ const std::vector<launcher_key> table = {
      "(ShinkaEvolve) run as `bash -lc 'set -e; source SCRIPT; exec …'`: the interpreter is then `python` looked up after the script ran; excludes `conda_env`",
      [](R r, N v, K k, C c) {
          auto text = r.optional_string_of(v, k);
-         c.local.activate_script = text && !trim(*text).empty() ? std::optional<std::string>(trim(*text)) : std::nullopt;
+         c.local.activate_script =
+             text && !trim(*text).empty() ? std::optional<std::string>(r.path_of(v, k).string()) : std::nullopt;
      }},
     {"job_config.memory_mb", local, "integer ≥ 1 or `null`", "`null`",
      "address space per process in MiB (`RLIMIT_AS`); with `job_type: e2b`, the sandbox's size (cost estimate only)",
