@@ -49,6 +49,7 @@ struct cli_options {
     bool quiet = false;
     bool verbose = false;
     bool print_config = false;
+    bool key_reference = false;
     std::string results_dir;  // empty: evo_config.results_dir
     std::vector<std::string> overrides;
 };
@@ -133,6 +134,8 @@ void configure(CLI::App& app, cli_options& options) {
     app.add_flag("--quiet", options.quiet, "No progress and no summary; errors only");
     app.add_flag("--verbose", options.verbose, "Log the launcher's debug messages to stderr");
     app.add_flag("--print-config", options.print_config, "Print the merged configuration as JSON and exit");
+    app.add_flag("--key-reference", options.key_reference,
+                 "Print the reference of every key the launcher reads (markdown) and exit");
     app.add_option("--results-dir", options.results_dir, "Results folder (overrides evo_config.results_dir)");
     app.add_option("overrides", options.overrides, "Overrides: group=name, key.path=value, +key=value, ...");
     app.set_version_flag("--version", std::string(launch::version()));
@@ -345,6 +348,11 @@ int main(int argc, char** argv) {
         return cli::exit_code::usage_error;
     }
     if (options.quiet && options.verbose) return usage_failure("--quiet and --verbose exclude each other");
+    if (options.key_reference) {
+        const std::string text = launch::config_key_reference();
+        std::fwrite(text.data(), 1, text.size(), stdout);
+        return cli::exit_code::success;
+    }
 
     // A closed stdout (e.g. `| head -1`) must not kill us before the jobs are
     // cleaned up; writes then fail quietly. Evaluators get the default back.

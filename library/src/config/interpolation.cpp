@@ -33,10 +33,14 @@ public:
     }
 
     std::vector<std::string> run() {
+        // Hydra's own node: referable, but kept as written.
+        std::optional<node> hydra;
+        if (const node* h = root_.find("hydra")) hydra = *h;
         for (auto& [key, value] : root_.entries) {
-            if (key == "hydra") continue;  // Hydra's own; resolved only when referenced
+            if (key == "hydra") continue;
             resolve(value, key);
         }
+        if (hydra) *root_.find("hydra") = std::move(*hydra);
         return std::move(notes_);
     }
 
