@@ -33,6 +33,9 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev libboost-filesystem1.81-dev
   libyaml-cpp-dev libssl-dev libcli11-dev libgtest-dev libgmock-dev
   python3 python3-numpy
+  # The tests' stand-ins for Genesis's and ShinkaEvolve's eval_hydra.py load the saved
+  # .hydra/config.yaml with OmegaConf, as the engines do.
+  python3-omegaconf
   bubblewrap openssl ca-certificates
   # Sanitizer and fuzz builds: Clang 14 with its ASan/UBSan/TSan/libFuzzer
   # runtimes, and llvm-symbolizer for readable stack traces.
