@@ -13,29 +13,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string trim(std::string_view s) {
-    std::size_t begin = 0, end = s.size();
-    while (begin < end && std::isspace(static_cast<unsigned char>(s[begin]))) ++begin;
-    while (end > begin && std::isspace(static_cast<unsigned char>(s[end - 1]))) --end;
-    return std::string(s.substr(begin, end - begin));
-}
-
 std::string join(const std::vector<std::string>& names) {
     std::string out;
     for (const auto& name : names) out += (out.empty() ? "" : ", ") + name;
     return out.empty() ? "none" : out;
-}
-
-std::vector<std::string> yaml_names_in(const fs::path& folder) {
-    std::vector<std::string> names;
-    std::error_code ec;
-    for (fs::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
-        const fs::path& p = it->path();
-        if (p.extension() == ".yaml" && it->is_regular_file(ec) && !p.stem().empty())
-            names.push_back(p.stem().string());
-    }
-    std::sort(names.begin(), names.end());
-    return names;
 }
 
 std::vector<std::string> group_folders(const fs::path& config_dir) {

@@ -40,6 +40,8 @@ using config::config_failure;
 using config::node;
 using config::node_kind;
 using config::source;
+using config::trim;
+using config::yaml_names_in;
 
 struct context {
     fs::path working_dir;  // absolute
@@ -64,25 +66,6 @@ struct context {
         return std::nullopt;
     }
 };
-
-std::string trim(std::string_view s) {
-    std::size_t begin = 0, end = s.size();
-    while (begin < end && std::isspace(static_cast<unsigned char>(s[begin]))) ++begin;
-    while (end > begin && std::isspace(static_cast<unsigned char>(s[end - 1]))) --end;
-    return std::string(s.substr(begin, end - begin));
-}
-
-std::vector<std::string> yaml_names_in(const fs::path& folder) {
-    std::vector<std::string> names;
-    std::error_code ec;
-    for (fs::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
-        const fs::path& p = it->path();
-        if (p.extension() == ".yaml" && it->is_regular_file(ec) && !p.stem().empty())
-            names.push_back(p.stem().string());
-    }
-    std::sort(names.begin(), names.end());
-    return names;
-}
 
 std::string join(const std::vector<std::string>& names) {
     std::string out;

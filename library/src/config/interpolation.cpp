@@ -12,13 +12,6 @@ namespace genesis::launch::config {
 
 namespace {
 
-std::string trim(std::string_view s) {
-    std::size_t begin = 0, end = s.size();
-    while (begin < end && std::isspace(static_cast<unsigned char>(s[begin]))) ++begin;
-    while (end > begin && std::isspace(static_cast<unsigned char>(s[end - 1]))) --end;
-    return std::string(s.substr(begin, end - begin));
-}
-
 std::vector<std::string> split_path(const std::string& path) {
     std::vector<std::string> parts;
     std::stringstream stream(path);

@@ -13,13 +13,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string trim(std::string_view s) {
-    std::size_t begin = 0, end = s.size();
-    while (begin < end && std::isspace(static_cast<unsigned char>(s[begin]))) ++begin;
-    while (end > begin && std::isspace(static_cast<unsigned char>(s[end - 1]))) --end;
-    return std::string(s.substr(begin, end - begin));
-}
-
 // A node typed the way OmegaConf converts strings for typed fields ("3" for an int).
 node typed(const node& n) {
     if (n.kind == node_kind::string) return scalar_from_plain_text(trim(n.text), n.src);

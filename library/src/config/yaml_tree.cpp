@@ -390,6 +390,25 @@ std::size_t osa_distance(std::string_view a, std::string_view b, bool free_ends)
 
 }  // namespace
 
+std::string trim(std::string_view s) {
+    std::size_t begin = 0, end = s.size();
+    while (begin < end && std::isspace(static_cast<unsigned char>(s[begin]))) ++begin;
+    while (end > begin && std::isspace(static_cast<unsigned char>(s[end - 1]))) --end;
+    return std::string(s.substr(begin, end - begin));
+}
+
+std::vector<std::string> yaml_names_in(const std::filesystem::path& folder) {
+    std::vector<std::string> names;
+    std::error_code ec;
+    for (std::filesystem::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
+        const std::filesystem::path& p = it->path();
+        if (p.extension() == ".yaml" && it->is_regular_file(ec) && !p.stem().empty())
+            names.push_back(p.stem().string());
+    }
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
 std::size_t edit_distance(std::string_view a, std::string_view b) {
     return osa_distance(a, b, false);
 }

@@ -114,6 +114,12 @@ boost::json::value to_json(const node& tree);
 // shortened), `12`, `true`, `null`, `a list`, `a map`.
 std::string describe_value(const node& value);
 
+// `s` without leading and trailing white space.
+std::string trim(std::string_view s);
+
+// Stems of the `*.yaml` files in `folder`, sorted (the options of a config group).
+std::vector<std::string> yaml_names_in(const std::filesystem::path& folder);
+
 // ---- "did you mean" helpers ------------------------------------------------------
 
 // Optimal string alignment distance (Levenshtein plus adjacent transpositions).
