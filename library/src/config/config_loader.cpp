@@ -196,7 +196,8 @@ private:
                 continue;
             }
             const auto& ignored = config::ignored_job_keys();
-            auto it = std::find_if(ignored.begin(), ignored.end(), [&](const auto& k) { return name == k.name; });
+            const std::string& field = name;  // (Clang 14 cannot capture a structured binding)
+            auto it = std::find_if(ignored.begin(), ignored.end(), [&](const auto& k) { return field == k.name; });
             if (it != ignored.end()) {
                 notes_.push_back(value.src.describe() + ": " + path + ": carried, not used here (" + it->why + ")");
             } else if (auto typo = config::near_miss("job_config", name)) {
