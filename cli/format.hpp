@@ -543,6 +543,19 @@ inline void pretty_json_to(std::string& out, const boost::json::value& v, std::s
             pretty_json_to(out, element, indent + 2);
         }
         out += "\n" + std::string(indent, ' ') + "]";
+    } else if (v.is_double() && std::isfinite(v.get_double())) {
+        // The shortest text that reads back as the same double, as YAML and Python write it
+        // (0.1, 10.0), not Boost.JSON's 1E-1 / 1E1.
+        const double d = v.get_double();
+        char buf[32];
+        if (d == std::trunc(d) && std::fabs(d) < 1e16) std::snprintf(buf, sizeof buf, "%.1f", d);
+        else for (int precision = 1; precision <= 17; ++precision) {
+            std::snprintf(buf, sizeof buf, "%.*g", precision, d);
+            if (std::strtod(buf, nullptr) == d) break;
+        }
+        std::string text = buf;
+        if (text.find_first_of(".eEn") == std::string::npos) text += ".0";
+        out += text;
     } else {
         out += boost::json::serialize(v);
     }

@@ -427,6 +427,15 @@ TEST_F(CliTest, VersionPrintsTheLibraryVersion) {
     EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(\d+\.\d+\.\d+)"))) << r.out;
 }
 
+TEST_F(CliTest, PrintConfigWritesNumbersAsYamlAndPythonDo) {
+    const cli_result r = run({"--print-config", "+task.lambda=10.0", "+task.ratio=0.1", "+task.tiny=1.5e-7", "+task.count=3"});
+    ASSERT_EQ(r.exit_code, 0) << describe(r);
+    EXPECT_TRUE(contains(r.out, "\"lambda\": 10.0")) << r.out;
+    EXPECT_TRUE(contains(r.out, "\"ratio\": 0.1")) << r.out;
+    EXPECT_TRUE(contains(r.out, "\"tiny\": 1.5e-07")) << r.out;
+    EXPECT_TRUE(contains(r.out, "\"count\": 3\n")) << r.out;
+}
+
 TEST_F(CliTest, PrintConfigShowsMergedTreeWithOverrides) {
     const cli_result r = run({"--print-config", "variant=fail", "--results-dir", "elsewhere", "+exp_name=hello"});
     ASSERT_EQ(r.exit_code, 0) << describe(r);
