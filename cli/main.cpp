@@ -95,8 +95,9 @@ std::string config_groups_text(const std::string& config_dir) {
 std::string help_footer(const std::string& config_dir) {
     std::string text =
         "\n"
-        "Overrides (Hydra style; applied in order after config.yaml, the cluster and the variant):\n"
+        "Overrides (Hydra style; applied after config.yaml and the groups its defaults list chooses):\n"
         "  group=name           pick a config file: variant=circle_packing_example cluster=e2b\n"
+        "                       (also group@_global_=name, as Genesis writes it)\n"
         "  key.path=value       set a value, written as YAML: job_config.timeout=600\n"
         "                       job_config.dependencies=[\"numpy\",\"scipy\"]\n"
         "  +key.path=value      add a key that the config does not have: +a.b=1\n"
@@ -127,7 +128,8 @@ void configure(CLI::App& app, cli_options& options) {
     app.description(
         "Evaluate candidate programs with a Genesis / ShinkaEvolve evaluator, locally or in E2B sandboxes.\n"
         "Without `programs`, evaluates evo_config.init_program_path once.");
-    app.add_option("--config-dir", options.config_dir, "Folder with config.yaml, cluster/ and variant/")
+    app.add_option("--config-dir", options.config_dir,
+                   "Folder with config.yaml and its config groups (a Genesis or ShinkaEvolve configs/ works unchanged)")
         ->capture_default_str();
     app.add_flag("--json", options.json,
                  "Print one JSON object per job on stdout as it finishes (and nothing else there)");
