@@ -270,6 +270,18 @@ TEST_F(HydraFeature, GlobalPackageAndOverrideEntries) {
               "to override (write 'database@_global_: big' without 'override')");
 }
 
+TEST_F(HydraFeature, AGroupChoiceLeftMissingIsChosenElsewhere) {
+    write("config.yaml", "defaults:\n  - cluster@_global_: ???\n  - variant@_global_: v\n");
+    write("cluster/a.yaml", "exp_name: a\n");
+    write("cluster/b.yaml", "exp_name: b\n");
+    write("variant/v.yaml", "task: {}\n");
+    EXPECT_EQ(l().error(), "configs/config.yaml:2: defaults: cluster: no option chosen (???); choose one on the "
+                           "command line: cluster=NAME");
+    EXPECT_EQ(str(at(l().load({"cluster=a"}), "exp_name")), "a");
+    write("variant/v.yaml", "defaults:\n  - override /cluster@_global_: b\n");
+    EXPECT_EQ(str(at(l().load(), "exp_name")), "b");
+}
+
 TEST_F(HydraFeature, SelfPlacement) {
     write("cluster/c.yaml", "exp_name: from_cluster\n");
     write("config.yaml", "defaults:\n  - _self_\n  - cluster@_global_: c\nexp_name: from_primary\n");

@@ -128,10 +128,7 @@ std::vector<defaults_entry> parse_defaults_list(const node& defaults) {
         if (value.is_null()) {
             entry.option.reset();
         } else if (value.is_scalar()) {
-            if (value.text == "???")
-                throw config_failure(value.src.describe() + ": defaults: " + key +
-                                     ": no option chosen (\?\?\?); choose one on the command line: " + key + "=NAME");
-            entry.option = value.text;
+            entry.option = value.text;  // `???`: to be chosen on the command line (checked when expanded)
         } else {
             throw config_failure(value.src.describe() + ": defaults: " + key +
                                  ": expected the name of one config, got " + describe_value(value) +
@@ -298,6 +295,10 @@ private:
                 from_command_line = it->second.command_line;
             }
             if (!option) return;
+            if (*option == "???" && state.lenient) return;  // an override may choose it yet
+            if (*option == "???")
+                throw config_failure(where.describe() + ": defaults: " + group +
+                                     ": no option chosen (\?\?\?); choose one on the command line: " + group + "=NAME");
             state.selected[group] = *option;
             config_path = group + "/" + *option;
             relative_group = entry.name.starts_with("/") ? entry.name.substr(1) : entry.name;
