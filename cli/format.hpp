@@ -32,60 +32,9 @@ namespace genesis::cli {
 // Text helpers (UTF-8 aware; display width is approximated by code points)
 // ---------------------------------------------------------------------------
 
-namespace detail {
-
-// Length of the well-formed UTF-8 sequence starting at s[i], or 0 when it is not one.
-inline std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
-    auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-    const unsigned char lead = byte(i);
-    if (lead < 0x80) return 1;
-    std::size_t n = 0;
-    unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-    if (lead >= 0xC2 && lead <= 0xDF) {
-        n = 2;
-    } else if (lead == 0xE0) {
-        n = 3, lo = 0xA0;
-    } else if ((lead >= 0xE1 && lead <= 0xEC) || lead == 0xEE || lead == 0xEF) {
-        n = 3;
-    } else if (lead == 0xED) {
-        n = 3, hi = 0x9F;  // no surrogates
-    } else if (lead == 0xF0) {
-        n = 4, lo = 0x90;
-    } else if (lead >= 0xF1 && lead <= 0xF3) {
-        n = 4;
-    } else if (lead == 0xF4) {
-        n = 4, hi = 0x8F;
-    } else {
-        return 0;
-    }
-    if (i + n > s.size()) return 0;
-    if (byte(i + 1) < lo || byte(i + 1) > hi) return 0;
-    for (std::size_t k = 2; k < n; ++k)
-        if ((byte(i + k) & 0xC0) != 0x80) return 0;
-    return n;
-}
-
-inline constexpr std::string_view replacement_character = "\xEF\xBF\xBD";
-
-}  // namespace detail
-
 // Replaces every ill-formed byte with U+FFFD so the text is valid UTF-8 (JSON output
 // must be; evaluator messages may not be).
-inline std::string sanitize_utf8(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (std::size_t i = 0; i < s.size();) {
-        const std::size_t n = detail::utf8_sequence_length(s, i);
-        if (n == 0) {
-            out += detail::replacement_character;
-            ++i;
-        } else {
-            out.append(s.substr(i, n));
-            i += n;
-        }
-    }
-    return out;
-}
+inline std::string sanitize_utf8(std::string_view s) { return launch::valid_utf8(s); }
 
 // Number of code points of valid UTF-8 text.
 inline std::size_t display_width(std::string_view s) {
@@ -272,57 +221,12 @@ inline std::string display_path(const std::filesystem::path& file, const std::fi
     return printable(rel.string());
 }
 
-namespace detail {
-inline boost::json::value string_or_null(std::string_view s) {
-    if (s.empty()) return nullptr;
-    return boost::json::string(sanitize_utf8(s));
-}
-template <typename T>
-boost::json::value optional_or_null(const std::optional<T>& v) {
-    if (!v) return nullptr;
-    return *v;
-}
-}  // namespace detail
-
-// One --json line (without the newline); see docs/cli.md for the schema.
+// One --json line (without the newline); see docs/cli.md for the schema. A rejected
+// job has no result of its own: its id and folder come from the plan.
 inline boost::json::object job_to_json(const job_record& rec) {
-    const launch::job_result& r = rec.result;
-    boost::json::object o;
+    boost::json::object o = launch::to_json(rec.result, rec.job.program);
     o["job_id"] = sanitize_utf8(record_job_id(rec));
-    o["program"] = sanitize_utf8(rec.job.program.string());
-    o["outcome"] = launch::to_string(r.result);
-    o["correct"] = r.correct;
-    o["error"] = detail::string_or_null(r.error);
-    o["exit_code"] = detail::optional_or_null(r.exit_code);
-    o["signal"] = detail::optional_or_null(r.signal);
-    if (std::isfinite(r.combined_score))
-        o["combined_score"] = r.combined_score;
-    else
-        o["combined_score"] = nullptr;
-    o["metrics"] = r.metrics;
     o["results_dir"] = sanitize_utf8(record_results_dir(rec).string());
-    boost::json::array files;
-    for (const auto& f : r.result_files) files.emplace_back(sanitize_utf8(f.string()));
-    o["result_files"] = std::move(files);
-    const auto& t = r.timings;
-    o["timings"] = boost::json::object{
-        {"queued_s", to_seconds(t.queued)}, {"create_s", to_seconds(t.create)},
-        {"setup_s", to_seconds(t.setup)},   {"run_s", to_seconds(t.run)},
-        {"download_s", to_seconds(t.download)}, {"cleanup_s", to_seconds(t.cleanup)},
-        {"total_s", to_seconds(t.total)},
-    };
-    o["diagnostic"] = detail::string_or_null(r.diagnostic);
-    boost::json::array warnings;
-    for (const auto& w : r.warnings) warnings.emplace_back(sanitize_utf8(w));
-    o["warnings"] = std::move(warnings);
-    o["backend"] = sanitize_utf8(r.backend);
-    o["sandbox_id"] = detail::string_or_null(r.sandbox_id);
-    if (is_e2b(r))
-        o["sandbox_seconds"] = r.sandbox_seconds;
-    else
-        o["sandbox_seconds"] = nullptr;
-    o["stdout_truncated"] = r.stdout_truncated;
-    o["stderr_truncated"] = r.stderr_truncated;
     return o;
 }
 

@@ -275,7 +275,7 @@ TEST_F(HydraFeature, AGroupChoiceLeftMissingIsChosenElsewhere) {
     write("cluster/a.yaml", "exp_name: a\n");
     write("cluster/b.yaml", "exp_name: b\n");
     write("variant/v.yaml", "task: {}\n");
-    EXPECT_EQ(l().error(), "configs/config.yaml:2: defaults: cluster: no option chosen (???); choose one on the "
+    EXPECT_EQ(l().error(), "configs/config.yaml:2: defaults: cluster: no option chosen (\?\?\?); choose one on the "
                            "command line: cluster=NAME");
     EXPECT_EQ(str(at(l().load({"cluster=a"}), "exp_name")), "a");
     write("variant/v.yaml", "defaults:\n  - override /cluster@_global_: b\n");

@@ -110,4 +110,12 @@ struct job_result {
     bool succeeded() const noexcept { return result == outcome::ok && correct; }
 };
 
+// `s` with every ill-formed UTF-8 byte replaced by U+FFFD (JSON output must be valid
+// UTF-8; evaluator messages may not be).
+std::string valid_utf8(std::string_view s);
+
+// One finished job as a JSON object: the CLI's --json line and the Python package's
+// JobResult.to_dict() (docs/cli.md has the schema). `program` is the candidate's path.
+boost::json::object to_json(const job_result& r, const std::filesystem::path& program);
+
 }  // namespace genesis::launch
