@@ -36,6 +36,8 @@ packages=(
   # The tests' stand-ins for Genesis's and ShinkaEvolve's eval_hydra.py load the saved
   # .hydra/config.yaml with OmegaConf, as the engines do.
   python3-omegaconf
+  # The Python package (python/): pybind11 and Python's headers to build it, pytest to test it.
+  pybind11-dev python3-dev python3-pytest python3-setuptools
   bubblewrap openssl ca-certificates
   # Sanitizer and fuzz builds: Clang 14 with its ASan/UBSan/TSan/libFuzzer
   # runtimes, and llvm-symbolizer for readable stack traces.
