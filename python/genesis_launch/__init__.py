@@ -56,11 +56,13 @@ PathLike = Union[str, "os.PathLike[str]"]
 # ---- errors ------------------------------------------------------------------------------
 
 _LOCATION = re.compile(r"^(?P<file>.+?):(?P<line>\d+): (?:(?P<key>[A-Za-z0-9_.@/\-]+): )?")
+_OVERRIDE = re.compile(r"^command line override '(?P<text>.*?)': (?:(?P<key>[A-Za-z0-9_.@/\-]+): |key '(?P<named>[^']+)')?")
 
 
 class ConfigError(ValueError):
     """The configuration is wrong. `str(e)` is the one-line message the CLI prints;
-    `file`, `line` and `key` say where, when known (`None` otherwise)."""
+    `file`, `line` and `key` say where, when known (`None` otherwise); `override` is the
+    command-line override at fault, if one is."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -68,6 +70,12 @@ class ConfigError(ValueError):
         self.file: Optional[str] = None
         self.line: Optional[int] = None
         self.key: Optional[str] = None
+        self.override: Optional[str] = None
+        m = _OVERRIDE.match(message)
+        if m:
+            self.override = m.group("text")
+            self.key = m.group("key") or m.group("named")
+            return
         m = _LOCATION.match(message)
         if m:
             self.file = m.group("file")

@@ -50,6 +50,10 @@ def test_config_errors_carry_file_line_and_key(tree):
     assert isinstance(e.value, ValueError)
     with pytest.raises(gl.ConfigError, match="cluster 'nope' not found"):
         gl.load_config(tree / "configs", ["cluster=nope"], working_dir=tree)
+    with pytest.raises(gl.ConfigError) as e:
+        gl.load_config(tree / "configs", ["job_config.tme=5"], working_dir=tree)
+    assert (e.value.file, e.value.line, e.value.key, e.value.override) == (None, None, "job_config.tme",
+                                                                            "job_config.tme=5")
     with pytest.raises(TypeError):
         gl.load_config(tree / "configs", "variant=x")
 
