@@ -70,3 +70,23 @@ def test_future_cancel_kills_the_sandbox(tmp_path, emulator, monkeypatch):
     assert task_result.succeeded
     stats = emulator.stats()
     assert stats["created"] == 2 and stats["killed"] == 2 and stats["live"] == 0
+
+
+def test_cancelling_the_task_kills_the_sandbox(tmp_path, emulator, monkeypatch):
+    monkeypatch.setenv("E2B_API_KEY", emulator.key)
+    config = e2b_tree(tmp_path, emulator, max_parallel=2)
+
+    async def main():
+        with gl.Launcher(config) as launcher:
+            task = asyncio.ensure_future(launcher.evaluate(program("good.py"), env={"SPAN_SLEEP": "600"}, job_id="t"))
+            while emulator.stats()["live"] < 1:
+                await asyncio.sleep(0.02)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            while emulator.stats()["live"] > 0:
+                await asyncio.sleep(0.02)
+
+    asyncio.run(asyncio.wait_for(main(), timeout=120))
+    stats = emulator.stats()
+    assert stats["created"] == 1 and stats["killed"] == 1 and stats["live"] == 0

@@ -280,6 +280,21 @@ def test_interpreter_exit_without_shutdown_cleans_up(tree):
     wait_for(lambda: not process_alive(pid), what="the evaluator's end after the interpreter exited")
 
 
+def test_a_launcher_garbage_collected_without_shutdown_cleans_up(tree):
+    import gc
+    config = gl.load_config(tree / "configs", working_dir=tree)
+    launcher = gl.Launcher(config)
+    future = launcher.submit(program("good.py"), evaluator=evaluator("sleep_pid.py"), job_id="dropped")
+    pid_file = tree / "results" / "dropped" / "evaluator.pid"
+    wait_for(pid_file.exists, what="the evaluator's pid file")
+    pid = int(pid_file.read_text())
+    del launcher
+    gc.collect()
+    # Collected: its job was cancelled and its process group killed before `del` returned.
+    assert not process_alive(pid)
+    assert future.result(timeout=0).outcome == "cancelled"
+
+
 def test_ctrl_c_while_waiting_for_a_result(tree):
     p = run_script(tree, f"""\
         launcher = gl.Launcher(config)
