@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -83,6 +84,15 @@ bool eventually(Pred pred, std::chrono::milliseconds limit = std::chrono::second
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     return pred();
+}
+
+// A positive integer from the environment (test sizes scaled by the build), else `fallback`.
+inline int env_int(const char* name, int fallback) {
+    const char* v = std::getenv(name);
+    if (!v || !*v) return fallback;
+    char* end = nullptr;
+    const long n = std::strtol(v, &end, 10);
+    return end && *end == '\0' && n > 0 && n < 1'000'000 ? static_cast<int>(n) : fallback;
 }
 
 inline std::filesystem::path data_dir() { return GENESIS_TEST_DATA_DIR; }

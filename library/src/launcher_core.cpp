@@ -35,12 +35,23 @@ struct launcher_core::state : std::enable_shared_from_this<state> {
         std::shared_ptr<job_context> ctx;  // set while running
     };
 
-    state(const launcher_config& c, executor_type ex) : cfg(c), strand(asio::make_strand(ex)) {}
+    state(const launcher_config& c, executor_type ex)
+        : cfg(c), strand(asio::make_strand(ex)), base_env(evaluator_environment(c)) {}
+
+    // ShinkaEvolve's settings first, so that env_vars (and then the job's own env) win.
+    static std::map<std::string, std::string> evaluator_environment(const launcher_config& c) {
+        std::map<std::string, std::string> env;
+        if (c.numeric_threads_per_job) env = numeric_thread_variables(*c.numeric_threads_per_job);
+        if (c.eval_verbose) env["SHINKA_EVAL_VERBOSE"] = *c.eval_verbose ? "1" : "0";
+        for (const auto& [k, v] : c.env_vars) env[k] = v;
+        return env;
+    }
 
     launcher_config cfg;
     strand_type strand;
     std::unique_ptr<backend> impl;
     logger log;
+    std::map<std::string, std::string> base_env;  // evaluator_environment(cfg)
 
     std::deque<std::shared_ptr<entry>> queue;
     std::unordered_map<std::string, std::shared_ptr<entry>> live;  // queued + running
@@ -90,11 +101,7 @@ struct launcher_core::state : std::enable_shared_from_this<state> {
         out.results_dir = absolute_or_empty(spec.results_dir.empty() ? cfg.results_dir / spec.job_id : spec.results_dir);
         out.extra_args = cfg.extra_cmd_args;
         for (auto& [k, v] : spec.extra_args) out.extra_args[k] = v;
-        // ShinkaEvolve's settings first, so that env_vars and the job's own env win.
-        out.env.clear();
-        if (cfg.numeric_threads_per_job) out.env = numeric_thread_variables(*cfg.numeric_threads_per_job);
-        if (cfg.eval_verbose) out.env["SHINKA_EVAL_VERBOSE"] = *cfg.eval_verbose ? "1" : "0";
-        for (const auto& [k, v] : cfg.env_vars) out.env[k] = v;
+        out.env = base_env;
         for (auto& [k, v] : spec.env) out.env[k] = v;
         if (spec.timeout && spec.timeout->count() <= 0) return "job_spec.timeout must be positive";
         out.timeout = spec.timeout;

@@ -870,13 +870,8 @@ TEST_F(E2bLauncher, FiveHundredJobsOnOneThreadWithTwoHundredSandboxesAtMost) {
     // Sanitizer builds run it smaller (GENESIS_LOAD_JOBS, GENESIS_LOAD_PARALLEL, set by
     // tests/CMakeLists.txt): 3-5x slower, one launcher thread there starves 200 concurrent
     // TLS handshakes past their 10 s limit.
-    auto env_int = [](const char* name, int fallback) {
-        const char* v = std::getenv(name);
-        const int n = v ? std::atoi(v) : 0;
-        return n > 0 ? n : fallback;
-    };
-    const int jobs = env_int("GENESIS_LOAD_JOBS", 500);
-    const int parallel = env_int("GENESIS_LOAD_PARALLEL", 200);
+    const int jobs = genesis_test::env_int("GENESIS_LOAD_JOBS", 500);
+    const int parallel = genesis_test::env_int("GENESIS_LOAD_PARALLEL", 200);
     auto cfg = config();
     cfg.max_parallel_jobs = parallel;
     cfg.e2b.create_rate = 1000;

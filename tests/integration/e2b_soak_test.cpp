@@ -40,6 +40,7 @@ namespace emu = genesis::e2b_emulator;
 using namespace std::chrono_literals;
 using genesis_test::e2b_harness;
 using genesis_test::write_file;
+using genesis_test::env_int;
 
 // Writes metrics.json from its --value argument (and the job id from the
 // environment), and correct.json. No imports beyond sys/os: cheap to start.
@@ -66,14 +67,6 @@ with open(os.path.join(out, "metrics.json"), "w") as f:
 with open(os.path.join(out, "correct.json"), "w") as f:
     f.write('{"correct": true, "error": null}')
 )PY";
-
-int env_int(const char* name, int fallback) {
-    const char* v = std::getenv(name);
-    if (!v || !*v) return fallback;
-    char* end = nullptr;
-    const long n = std::strtol(v, &end, 10);
-    return end && *end == '\0' && n > 0 && n < 1'000'000 ? static_cast<int>(n) : fallback;
-}
 
 double thread_cpu_seconds() {
     timespec ts{};

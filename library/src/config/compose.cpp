@@ -1,6 +1,8 @@
 // compose.cpp - Hydra's defaults lists, packages and group selection.
 #include "config/compose.hpp"
 
+#include "genesis/launch/config.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <fstream>
@@ -17,17 +19,6 @@ std::string join(const std::vector<std::string>& names) {
     std::string out;
     for (const auto& name : names) out += (out.empty() ? "" : ", ") + name;
     return out.empty() ? "none" : out;
-}
-
-std::vector<std::string> group_folders(const fs::path& config_dir) {
-    std::vector<std::string> names;
-    std::error_code ec;
-    for (fs::directory_iterator it(config_dir, ec), end; !ec && it != end; it.increment(ec)) {
-        const std::string name = it->path().filename().string();
-        if (!name.starts_with(".") && it->is_directory(ec)) names.push_back(name);
-    }
-    std::sort(names.begin(), names.end());
-    return names;
 }
 
 std::string suggestion(const std::string& word, const std::vector<std::string>& names) {
@@ -365,7 +356,8 @@ private:
             if (!fs::is_regular_file(file.path, ec)) throw config_failure(display_(file.path) + ": file not found");
         } else if (!fs::is_directory(folder, ec)) {
             if (!optional) {
-                const auto groups = group_folders(config_dir_);
+                std::vector<std::string> groups;
+                for (const auto& [name, options] : list_config_groups(config_dir_)) groups.push_back(name);
                 fail("config group '" + group + "' not found in " + display_(config_dir_) + " (available groups: " +
                      join(groups) + ")" + suggestion(group, groups));
             }

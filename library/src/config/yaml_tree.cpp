@@ -315,12 +315,6 @@ void merge_into(node& base, const node& overlay) {
     base = overlay;
 }
 
-void erase_key_recursive(node& tree, std::string_view key) {
-    if (tree.is_map()) tree.erase(key);
-    for (auto& item : tree.items) erase_key_recursive(item, key);
-    for (auto& entry : tree.entries) erase_key_recursive(entry.value, key);
-}
-
 boost::json::value to_json(const node& tree) {
     switch (tree.kind) {
     case node_kind::null: return nullptr;

@@ -105,9 +105,6 @@ node parse_yaml_value(std::string_view text, const source& src);
 // Deep merge: maps merge key by key (recursively), anything else replaces.
 void merge_into(node& base, const node& overlay);
 
-// Removes every `key` from all maps of the tree, at any depth.
-void erase_key_recursive(node& tree, std::string_view key);
-
 boost::json::value to_json(const node& tree);
 
 // Short description of a value for error messages: `"abc"` (quoted, escaped,
