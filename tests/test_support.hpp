@@ -1,6 +1,7 @@
 // test_support.hpp - small helpers shared by the test programs.
 #pragma once
 
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -63,6 +64,23 @@ inline std::string yaml_quote(const std::string& s) {
     return out + "'";
 }
 
+// A /proc file's bytes, or what could be read of them: a process that exits
+// mid-read makes read() fail with ESRCH, which std::filebuf reports by throwing.
+inline std::string read_proc_file(const std::filesystem::path& p) {
+    std::string out;
+    const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return out;
+    char buf[4096];
+    for (;;) {
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        out.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    return out;
+}
+
 // True while `pid` exists and is not a zombie.
 inline bool process_running(pid_t pid) {
     std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
@@ -73,6 +91,27 @@ inline bool process_running(pid_t pid) {
     if (close == std::string::npos || close + 2 >= line.size()) return false;
     char state = line[close + 2];
     return state != 'Z' && state != 'X';
+}
+
+// Live processes (not zombies, not this one) whose command line, or with
+// `environment_too` whose environment, holds `needle` (NULs read as spaces).
+inline std::vector<pid_t> processes_mentioning(const std::string& needle, bool environment_too = false) {
+    std::vector<pid_t> found;
+    std::error_code ec;
+    for (std::filesystem::directory_iterator it("/proc", ec), end; !ec && it != end; it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+        const pid_t pid = static_cast<pid_t>(std::stol(name));
+        if (pid == ::getpid()) continue;
+        auto holds = [&](const char* file) {
+            std::string text = read_proc_file(it->path() / file);
+            for (char& c : text)
+                if (c == '\0') c = ' ';
+            return text.find(needle) != std::string::npos;
+        };
+        if ((holds("cmdline") || (environment_too && holds("environ"))) && process_running(pid)) found.push_back(pid);
+    }
+    return found;
 }
 
 // Polls `pred` until it holds or `limit` passes (a bound, not a wait-and-hope).

@@ -35,6 +35,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using genesis_test::eventually;
+using genesis_test::processes_mentioning;
 using genesis_test::read_file;
 using genesis_test::temp_dir;
 using genesis_test::write_file;
@@ -74,22 +75,6 @@ bool contains(const std::string& haystack, const std::string& needle) {
 
 // Single-quoted YAML scalar.
 std::string python() { return GENESIS_TEST_PYTHON; }
-
-// Every process whose command line mentions `text` (not zombies).
-std::vector<pid_t> processes_mentioning(const std::string& text) {
-    std::vector<pid_t> found;
-    std::error_code ec;
-    for (const auto& entry : fs::directory_iterator("/proc", ec)) {
-        const std::string name = entry.path().filename().string();
-        if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-        const pid_t pid = static_cast<pid_t>(std::stol(name));
-        std::string cmdline = read_file(entry.path() / "cmdline");
-        for (char& c : cmdline)
-            if (c == '\0') c = ' ';
-        if (contains(cmdline, text) && genesis_test::process_running(pid)) found.push_back(pid);
-    }
-    return found;
-}
 
 std::vector<boost::json::object> parse_json_lines(const std::string& out) {
     std::vector<boost::json::object> objects;

@@ -275,27 +275,6 @@ std::string random_token(std::size_t n = 12) {
     return s;
 }
 
-std::string read_proc_file(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-// Host processes whose command line or environment contains `needle`.
-std::vector<pid_t> host_processes_with(const std::string& needle) {
-    std::vector<pid_t> found;
-    std::error_code ec;
-    for (fs::directory_iterator it("/proc", ec), end; !ec && it != end; it.increment(ec)) {
-        const auto name = it->path().filename().string();
-        if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
-        const pid_t pid = std::stoi(name);
-        if (pid == ::getpid() || !genesis_test::process_running(pid)) continue;
-        if (read_proc_file(it->path() / "cmdline").find(needle) != std::string::npos ||
-            read_proc_file(it->path() / "environ").find(needle) != std::string::npos)
-            found.push_back(pid);
-    }
-    return found;
-}
-
 bool bubblewrap_works() {
     return emu::check_bubblewrap().empty() &&
            std::system("bwrap --ro-bind / / --unshare-pid --proc /proc --dev /dev true >/dev/null 2>&1") == 0;
@@ -744,8 +723,8 @@ TEST_F(EmulatorEnvd, DeadlineKillsTheWholeProcessTree) {
     EXPECT_EQ(r.tail->error->message, "context deadline exceeded");
     EXPECT_GE(elapsed, 1400ms);
     EXPECT_LT(elapsed, 15s);
-    EXPECT_TRUE(genesis_test::eventually([&] { return host_processes_with(marker).empty(); }, 10s));
-    EXPECT_TRUE(genesis_test::eventually([&] { return host_processes_with("E2B_SANDBOX_ID=" + sb.id).empty(); }, 10s));
+    EXPECT_TRUE(genesis_test::eventually([&] { return genesis_test::processes_mentioning(marker, true).empty(); }, 10s));
+    EXPECT_TRUE(genesis_test::eventually([&] { return genesis_test::processes_mentioning("E2B_SANDBOX_ID=" + sb.id, true).empty(); }, 10s));
 
     // Garbage in the header is refused.
     auto bad = run(sb, bash_request("true"), {{"Connect-Timeout-Ms", "soon"}});
@@ -1082,7 +1061,7 @@ TEST_F(EmulatorEnvd, KillingTheSandboxKillsItsProcesses) {
     auto s = open_stream(sb, "process.Process/Start", bash_request("sleep 600 & sleep 600; : " + marker));
     auto first = s->next();
     ASSERT_TRUE(first);
-    ASSERT_TRUE(genesis_test::eventually([&] { return !host_processes_with(marker).empty(); }, 10s));
+    ASSERT_TRUE(genesis_test::eventually([&] { return !genesis_test::processes_mentioning(marker, true).empty(); }, 10s));
     const fs::path home = host_home(sb);
 
     auto killed = exchange(port_, make_request(http::verb::delete_, "/sandboxes/" + sb.id, {},
@@ -1095,8 +1074,8 @@ TEST_F(EmulatorEnvd, KillingTheSandboxKillsItsProcesses) {
     // Killed. Not necessarily gone by the time the answer arrives: the command
     // runs inside bubblewrap's pid namespace, whose other processes the kernel
     // kills once its init has died, which a loaded machine (ASan) makes visible.
-    EXPECT_TRUE(genesis_test::eventually([&] { return host_processes_with(marker).empty(); }, 10s));
-    EXPECT_TRUE(genesis_test::eventually([&] { return host_processes_with("E2B_SANDBOX_ID=" + sb.id).empty(); }, 10s));
+    EXPECT_TRUE(genesis_test::eventually([&] { return genesis_test::processes_mentioning(marker, true).empty(); }, 10s));
+    EXPECT_TRUE(genesis_test::eventually([&] { return genesis_test::processes_mentioning("E2B_SANDBOX_ID=" + sb.id, true).empty(); }, 10s));
     EXPECT_FALSE(fs::exists(home));
 }
 
@@ -1105,9 +1084,9 @@ TEST_F(EmulatorEnvd, StoppingTheEmulatorKillsEverything) {
     const std::string marker = "genesis-stop-" + random_token();
     auto s = open_stream(sb, "process.Process/Start", bash_request("sleep 600; : " + marker));
     ASSERT_TRUE(s->next());
-    ASSERT_TRUE(genesis_test::eventually([&] { return !host_processes_with(marker).empty(); }, 10s));
+    ASSERT_TRUE(genesis_test::eventually([&] { return !genesis_test::processes_mentioning(marker, true).empty(); }, 10s));
     TearDown();
-    EXPECT_TRUE(genesis_test::eventually([&] { return host_processes_with(marker).empty(); }, 10s));
+    EXPECT_TRUE(genesis_test::eventually([&] { return genesis_test::processes_mentioning(marker, true).empty(); }, 10s));
 }
 
 // ---- bench mode -----------------------------------------------------------------------

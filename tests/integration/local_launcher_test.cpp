@@ -710,19 +710,6 @@ TEST_F(LocalLauncher, ParentDeathSignalIsSetUnlessDisabled) {
 
 // ---- hostile evaluators, bubblewrap isolation, max_processes ----
 
-// Pids of processes whose command line holds `token`.
-std::vector<pid_t> processes_with(const std::string& token) {
-    std::vector<pid_t> found;
-    for (const auto& entry : fs::directory_iterator("/proc")) {
-        const std::string name = entry.path().filename().string();
-        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-        std::string cmdline = read_file(entry.path() / "cmdline");
-        std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
-        if (cmdline.find(token) != std::string::npos && process_running(std::stoi(name))) found.push_back(std::stoi(name));
-    }
-    return found;
-}
-
 std::string random_token(const char* prefix) {
     std::random_device rd;
     return prefix + std::to_string(::getpid()) + "-" + std::to_string(rd()) + std::to_string(rd());
@@ -900,8 +887,8 @@ TEST_P(DaemonEvaluator, NothingOutlivesTheJob) {
     auto r = run(std::move(spec));
     EXPECT_EQ(r.result, gl::outcome::ok) << r.diagnostic << r.stderr_text;
     EXPECT_TRUE(r.correct) << r.stdout_text;  // the daemon did start
-    EXPECT_TRUE(eventually([&] { return processes_with(token).empty(); }, 5s));
-    for (pid_t pid : processes_with(token)) ::kill(pid, SIGKILL);
+    EXPECT_TRUE(eventually([&] { return processes_mentioning(token).empty(); }, 5s));
+    for (pid_t pid : processes_mentioning(token)) ::kill(pid, SIGKILL);
 }
 
 INSTANTIATE_TEST_SUITE_P(LocalLauncher, DaemonEvaluator, ::testing::Bool(),
