@@ -3,7 +3,10 @@
 #include "batch.hpp"
 
 #include "exit_codes.hpp"
-#include "format.hpp"
+#include "report.hpp"
+#include "text.hpp"
+
+#include <genesis/launch/json_text.hpp>
 
 #include <boost/asio/bind_executor.hpp>
 #include <boost/json/serialize.hpp>
@@ -245,7 +248,7 @@ void batch_runner::redraw_progress() {
 
 void batch_runner::report(const job_record& record) {
     if (out_.json) {
-        std::string line = boost::json::serialize(job_to_json(record));
+        std::string line = launch::json_text(job_to_json(record));
         line += '\n';
         write_all(stdout, line);
         return;
@@ -265,7 +268,7 @@ void batch_runner::print_summary() {
     std::sort(records.begin(), records.end(),
               [](const job_record& a, const job_record& b) { return a.index < b.index; });
     std::string text;
-    if (interrupted_by_ != 0) text += "interrupted by " + signal_name(interrupted_by_) + "\n\n";
+    if (interrupted_by_ != 0) text += "interrupted by " + launch::signal_name(interrupted_by_) + "\n\n";
     if (records.empty())
         text += "no job finished\nresults: " + plan_.run_dir.string() + "\n";
     else if (!plan_.batch && records.size() == 1)

@@ -7,7 +7,8 @@
 // the batch runner (batch.cpp). See docs/cli.md.
 #include "batch.hpp"
 #include "exit_codes.hpp"
-#include "format.hpp"
+#include "report.hpp"
+#include "text.hpp"
 #include "plan.hpp"
 #include "sweep_command.hpp"
 
@@ -157,75 +158,6 @@ void apply_results_dir(launch::loaded_config& cfg, const std::string& dir) {
     evo.get_object()["results_dir"] = dir;
 }
 
-// Why `path` cannot serve as an input file (nullopt: it can): missing, a folder,
-// not a regular file, or not readable.
-std::optional<std::string> input_problem(const fs::path& path) {
-    std::error_code ec;
-    const auto status = fs::status(path, ec);
-    if (ec || !fs::exists(status)) return std::string("not found");
-    if (fs::is_directory(status)) return std::string("is a folder, not a file");
-    if (!fs::is_regular_file(status)) return std::string("is not a regular file");
-    if (::access(path.c_str(), R_OK) != 0) return "cannot be read: " + std::error_code(errno, std::generic_category()).message();
-    return std::nullopt;
-}
-
-// `name` as the local backend finds it: a path, or a command on PATH (the jobs' PATH).
-bool executable_found(const std::string& name, const std::string& path_env) {
-    auto executable = [](const fs::path& p) {
-        std::error_code ec;
-        return fs::is_regular_file(p, ec) && ::access(p.c_str(), X_OK) == 0;
-    };
-    if (name.find('/') != std::string::npos) return executable(name);
-    std::string_view rest = path_env;
-    while (true) {
-        const auto colon = rest.find(':');
-        const std::string_view dir = rest.substr(0, colon);
-        if (executable((dir.empty() ? fs::path(".") : fs::path(dir)) / name)) return true;
-        if (colon == std::string_view::npos) return false;
-        rest.remove_prefix(colon + 1);
-    }
-}
-
-// Files that must exist (and be readable) before anything is launched.
-std::optional<std::string> check_inputs(const launch::loaded_config& cfg, const cli::run_plan& plan) {
-    auto describe = [](const char* what, const fs::path& path, const std::string& problem, const std::string& key) {
-        return problem == "not found" ? std::string(what) + " not found: " + path.string() + " (" + key + ")"
-                                      : std::string(what) + " " + path.string() + " " + problem + " (" + key + ")";
-    };
-    const fs::path& evaluator = cfg.launcher.eval_program_path;
-    if (auto problem = input_problem(evaluator))
-        return describe("evaluator", evaluator, *problem, "job_config.eval_program_path");
-    for (const auto& job : plan.jobs) {
-        if (auto problem = input_problem(job.program))
-            return describe("program", job.program, *problem,
-                            plan.batch ? "programs" : "evo_config.init_program_path");
-    }
-    if (cfg.launcher.type == launch::job_type::local) {
-        const auto& env = cfg.launcher.env_vars;
-        const char* inherited = std::getenv("PATH");
-        const std::string path_env = env.count("PATH") ? env.at("PATH") : inherited ? inherited : "";
-        const std::string& python = cfg.launcher.local.python;
-        if (const auto& script = cfg.launcher.local.activate_script) {
-            // The interpreter comes from the PATH the script leaves: only the script is checked.
-            if (auto problem = input_problem(*script))
-                return describe("activation script", *script, *problem, "job_config.activate_script");
-            if (!executable_found("bash", path_env)) return std::string("job_config.activate_script is set but 'bash' was not found on PATH");
-        } else if (cfg.launcher.local.conda_env) {
-            if (!executable_found("conda", path_env))
-                return std::string("job_config.conda_env is set but 'conda' was not found on PATH");
-        } else if (!executable_found(python, path_env)) {
-            return "python interpreter '" + python + "' not found" +
-                   (python.find('/') == std::string::npos ? " on PATH" : "") + " (job_config.python)";
-        }
-    }
-    if (cfg.launcher.type == launch::job_type::e2b) {
-        for (const auto& [sandbox_path, local] : cfg.launcher.e2b.additional_files)
-            if (auto problem = input_problem(local))
-                return describe("additional file", local, *problem, "job_config.additional_files." + sandbox_path);
-    }
-    return std::nullopt;
-}
-
 std::uint16_t random_suffix() {
     std::random_device device;
     return static_cast<std::uint16_t>(device() & 0xFFFFu);
@@ -270,7 +202,6 @@ int run(const cli_options& options) {
     }
     if (ec) return usage_failure(ec, diag);
     if (!options.results_dir.empty()) apply_results_dir(cfg, options.results_dir);
-    cli::configured_cost_rates() = cli::cost_rates_from(cfg.launcher.e2b);
     if (cfg.launcher.type == launch::job_type::e2b && !cfg.launcher.e2b.tls_verify)
         std::fputs("genesis_launch: warning: TLS certificate and host-name verification is OFF "
                    "(job_config.tls_verify=false); use only against a test service\n",
@@ -285,7 +216,7 @@ int run(const cli_options& options) {
     }
 
     if (options.print_config) {
-        const std::string text = cli::pretty_json(cfg.tree);
+        const std::string text = launch::json_text_pretty(cfg.tree);
         std::fwrite(text.data(), 1, text.size(), stdout);
         return cli::exit_code::success;
     }
@@ -294,7 +225,11 @@ int run(const cli_options& options) {
         return usage_failure("evo_config.init_program_path is built by the engine (a _target_ node); "
                              "give the program to evaluate with programs=FILE or evo_config.init_program_path=FILE");
     cli::run_plan plan = cli::make_plan(cfg, cli::make_run_id(std::chrono::system_clock::now(), random_suffix()));
-    if (auto problem = check_inputs(cfg, plan)) return usage_failure(*problem);
+    std::vector<fs::path> programs;
+    programs.reserve(plan.jobs.size());
+    for (const auto& job : plan.jobs) programs.push_back(job.program);
+    if (auto problem = launch::check_inputs(cfg.launcher, programs, plan.batch ? "programs" : "evo_config.init_program_path"))
+        return usage_failure(*problem);
 
     if (cfg.launcher.type == launch::job_type::e2b) {
         // One request before any sandbox: a rejected key or an unreachable service

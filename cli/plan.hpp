@@ -4,6 +4,7 @@
 #pragma once
 
 #include <genesis/launch/config.hpp>
+#include <genesis/launch/cost.hpp>
 #include <genesis/launch/job.hpp>
 
 #include <chrono>
@@ -29,6 +30,7 @@ struct run_plan {
     fs::path run_dir;   // <results_dir>/<run-id>
     bool batch = false; // `programs=...` was given
     std::vector<planned_job> jobs;
+    launch::sandbox_cost_rates cost_rates;  // for the summaries' cost estimates
 };
 
 // A finished job as the CLI reports it.
@@ -68,6 +70,7 @@ inline std::string single_job_id(const fs::path& program) {
 // loaded_config.programs.
 inline run_plan make_plan(const launch::loaded_config& cfg, std::string run_id) {
     run_plan plan;
+    plan.cost_rates = launch::cost_rates(cfg.launcher.e2b);
     plan.run_id = std::move(run_id);
     plan.run_dir = cfg.launcher.results_dir / plan.run_id;
     plan.batch = !cfg.programs.empty();

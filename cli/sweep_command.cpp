@@ -4,6 +4,7 @@
 #include "exit_codes.hpp"
 
 #include <genesis/launch/config.hpp>
+#include <genesis/launch/json_text.hpp>
 #include <genesis/launch/sweep.hpp>
 
 #include <CLI/CLI.hpp>
@@ -151,7 +152,7 @@ int sweep_main(int argc, char** argv) {
     }
 
     if (json) {
-        out(boost::json::serialize(to_json(report, options.run_tag, dry_run)) + "\n");
+        out(launch::json_text(to_json(report, options.run_tag, dry_run)) + "\n");
     } else {
         std::string text;
         for (const auto& s : report.sandboxes) {

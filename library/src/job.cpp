@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cmath>
+#include <cstring>
 
 namespace genesis::launch {
 namespace {
@@ -70,6 +71,11 @@ boost::json::value optional_or_null(const std::optional<T>& v) {
 }
 
 }  // namespace
+
+std::string signal_name(int sig) {
+    const char* abbrev = sig > 0 ? ::sigabbrev_np(sig) : nullptr;
+    return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
+}
 
 std::string valid_utf8(std::string_view s) {
     std::string out;

@@ -1,8 +1,6 @@
 #include "genesis/launch/job_launcher.hpp"
 
-#include "e2b/e2b_backend.hpp"
 #include "launcher_core.hpp"
-#include "local/local_backend.hpp"
 
 #include <boost/asio/use_future.hpp>
 
@@ -42,43 +40,6 @@ void JobLauncher::shutdown() {
         throw std::logic_error("JobLauncher::shutdown() called from the launcher's own executor; use async_shutdown");
     auto f = async_shutdown(boost::asio::use_future);
     f.get();
-}
-
-std::unique_ptr<JobLauncher> make_launcher(const launcher_config& cfg, JobLauncher::executor_type executor,
-                                           boost::system::error_code& ec, diagnostics& diag) {
-    ec = {};
-    diag.clear();
-    validate(cfg, ec, diag);
-    if (ec) return nullptr;
-    switch (cfg.type) {
-        case job_type::local:
-            return std::make_unique<detail::launcher_core>(cfg, std::move(executor), detail::make_local_backend);
-        case job_type::e2b: {
-            if (cfg.e2b.api_key.empty()) {
-                ec = make_error_code(errc::missing_credentials);
-                diag.client_message =
-                    "E2B_API_KEY is not set (set it in the environment or in a .env file in the working directory or a parent)";
-                return nullptr;
-            }
-            if (auto why = detail::check_e2b_config(cfg)) {
-                ec = make_error_code(errc::config_error);
-                diag.client_message = std::move(*why);
-                return nullptr;
-            }
-            return std::make_unique<detail::launcher_core>(cfg, std::move(executor), detail::make_e2b_backend);
-        }
-    }
-    ec = make_error_code(errc::config_error);
-    diag.client_message = "unknown job type";
-    return nullptr;
-}
-
-std::unique_ptr<JobLauncher> make_launcher(const launcher_config& cfg, JobLauncher::executor_type executor) {
-    boost::system::error_code ec;
-    diagnostics diag;
-    auto l = make_launcher(cfg, std::move(executor), ec, diag);
-    if (ec) throw launch_error(ec, std::move(diag));
-    return l;
 }
 
 }  // namespace genesis::launch

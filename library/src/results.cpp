@@ -1,5 +1,6 @@
 #include "genesis/launch/results.hpp"
-#include "results_detail.hpp"
+#include "genesis/launch/json_text.hpp"
+#include "outcome.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -163,19 +164,6 @@ evaluation_results detail::read_results(const fs::path& dir, std::optional<std::
     return r;
 }
 
-namespace {
-// Formats a number the way Python's str() would for the same value.
-std::string number_text(const json::value& v) {
-    if (v.is_int64()) return std::to_string(v.as_int64());
-    if (v.is_uint64()) return std::to_string(v.as_uint64());
-    char buf[64];
-    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v.as_double());
-    std::string s(buf, ec == std::errc{} ? end : buf);
-    if (s.find_first_of(".eEn") == std::string::npos) s += ".0";  // 2 -> "2.0"; inf/nan kept
-    return s;
-}
-}  // namespace
-
 std::vector<std::string> evaluator_arguments(const fs::path& evaluator, const fs::path& program,
                                              const fs::path& results_dir, const json::object& extra_args) {
     std::vector<std::string> args{evaluator.string(), "--program_path", program.string(), "--results_dir",
@@ -191,10 +179,13 @@ std::vector<std::string> evaluator_arguments(const fs::path& evaluator, const fs
             args.emplace_back(value.as_string());
         } else if (value.is_number()) {
             args.push_back(flag);
-            args.push_back(number_text(value));
+            // As Python's str() writes the same value.
+            args.push_back(value.is_int64()    ? std::to_string(value.as_int64())
+                           : value.is_uint64() ? std::to_string(value.as_uint64())
+                                               : number_text(value.as_double()));
         } else {
             args.push_back(flag);
-            args.push_back(json::serialize(value));
+            args.push_back(json_text(value));
         }
     }
     return args;

@@ -527,15 +527,21 @@ TEST_F(E2bApi, CloseAbortsCallsInFlight) {
 
 // ---- retries under injected faults ---------------------------------------------------------
 
-TEST_F(E2bApi, RateLimitedCreateHonoursRetryAfter) {
+TEST_F(E2bApi, ARefusedCreateIsAnsweredAtOnceWithTheServersRetryAfter) {
+    // A create is tried once per call: the launcher's create loop owns its retries
+    // (E2bLauncher.RateLimitOnCreateHonoursRetryAfter), so they are not multiplied.
     start_emulator();
     make_api();
-    configure(R"({"faults":[{"endpoint":"create","kind":"status","status":429,"retry_after":2,"count":2}]})");
+    configure(R"({"faults":[{"endpoint":"create","kind":"status","status":429,"retry_after":2,"count":1}]})");
+    std::map<std::string, std::string> metadata, env;
+    auto refused = await(api_->create("base", 120s, metadata, env));
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error->k, kind::rate_limited);
+    EXPECT_EQ(refused.error->retry_after, 2000ms);
+    EXPECT_EQ(requests("create"), 1);
+    EXPECT_TRUE(delays_.empty());
     auto sb = create();
     ASSERT_FALSE(sb.id.empty());
-    EXPECT_EQ(requests("create"), 3);
-    ASSERT_EQ(delays_.size(), 2u);
-    for (auto d : delays_) EXPECT_GE(d, 2000ms);
     await(api_->kill(sb.id));
 }
 

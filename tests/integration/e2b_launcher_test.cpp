@@ -756,6 +756,23 @@ TEST_F(E2bLauncher, TransientStatusesOnCreateUploadAndStartAreRetried) {
     EXPECT_EQ(emulator_->stat("created"), 9);
 }
 
+TEST_F(E2bLauncher, SteadyRefusalOfCreatesCostsMaxRetriesRequestsNotItsSquare) {
+    // One retry layer for creates: the launcher's loop, not the API client's as well.
+    auto cfg = config();
+    cfg.e2b.max_retries = 3;
+    for (const int status : {503, 429}) {
+        SCOPED_TRACE(status);
+        const auto before = emulator_->requests("create");
+        auto rule = fault("create", "status", status, -1);
+        rule.retry_after = 0;
+        auto r = run_under({rule}, cfg);
+        EXPECT_EQ(r.result, gl::outcome::infra_error);
+        EXPECT_THAT(r.diagnostic, HasSubstr("could not create a sandbox after 3 attempts"));
+        EXPECT_EQ(emulator_->requests("create") - before, 3);
+    }
+    EXPECT_EQ(emulator_->stat("created"), 0);
+}
+
 TEST_F(E2bLauncher, ConnectionResets) {
     {
         SCOPED_TRACE("create: the answer is lost; looked up by tags, then created again");

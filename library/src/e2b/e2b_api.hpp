@@ -1,6 +1,6 @@
 // e2b_api.hpp - a typed client of E2B's control plane (REST) and of envd (file
 // endpoints + Connect RPC) on top of http::client, with the retry policy of
-// retry.hpp. See /work/shared/docs/e2b-protocol.md (§2 control plane, §3–§7 envd).
+// retry.hpp. docs/e2b.md ("How a job flows through a sandbox") lists the requests.
 //
 // Single-threaded: an `api` lives on one executor (the launcher's strand) and
 // its coroutines run there.
@@ -88,6 +88,9 @@ struct api_error {
     kind k = kind::transport;
     unsigned status = 0;  // HTTP status when one was received (0 otherwise)
     std::string message;  // one line: what we did + why, server message quoted; never secrets
+    // The server's Retry-After on a 429/503 that was not retried here (a create:
+    // its caller owns the retries).
+    std::optional<std::chrono::milliseconds> retry_after;
 
     // Worth trying again later: transport, rate_limited, timeout (except a
     // command's own deadline: kind timeout with status 504), and http with a
@@ -317,7 +320,7 @@ private:
     struct call_policy {
         bool idempotent = true;  // may be repeated even when it reached the server
         bool create = false;     // a lost answer means kind::maybe_created
-        bool retry = true;       // false: one attempt only (health probes)
+        bool retry = true;       // false: one attempt only (health probes, creates: their caller retries)
     };
     // One request with the retry policy: the response (2xx, or a status that is
     // not retried: the caller interprets it) or the error that ended the attempts.

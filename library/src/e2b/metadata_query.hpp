@@ -1,6 +1,6 @@
 // metadata_query.hpp - the `metadata` filter of E2B's list endpoints
 // (GET /sandboxes, GET /v2/sandboxes), encoded exactly as the JS SDK does and
-// decoded exactly as the E2B API server does (see docs e2b-protocol.md §2.7).
+// decoded exactly as the E2B API server does (the layers below).
 //
 // The SDK encodes in three layers:
 //   1. every key and value with encodeURIComponent,

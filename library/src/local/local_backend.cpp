@@ -1,8 +1,10 @@
 #include "local/local_backend.hpp"
 
 #include "local/child_process.hpp"
+#include "local/spawn_plan.hpp"
+#include "local/spawner.hpp"
 
-#include "genesis/launch/results.hpp"
+#include "outcome.hpp"
 #include "output_sink.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -61,214 +63,6 @@ fs::path find_executable(const std::string& name, const std::string& path_env) {
 }
 
 namespace {
-
-std::string seconds_text(milliseconds d) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.3gs", static_cast<double>(d.count()) / 1000.0);
-    return buf;
-}
-
-std::string signal_name(int sig) {
-    const char* abbrev = ::sigabbrev_np(sig);
-    return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
-}
-
-// The child's environment: the parent's, then the contract's Python settings,
-// then configured and per-job variables (later wins), then the private temp
-// folder (unless the job sets TMPDIR) and the job's marker.
-struct child_environment {
-    std::vector<std::string> entries;
-    std::vector<const char*> pointers;
-
-    child_environment(const std::map<std::string, std::string>& extra, const std::string& tmp,
-                      const std::string& marker) {
-        std::map<std::string, std::string> vars;
-        for (char** e = environ; e && *e; ++e) {
-            std::string_view kv = *e;
-            auto eq = kv.find('=');
-            if (eq == std::string_view::npos) continue;
-            vars[std::string(kv.substr(0, eq))] = std::string(kv.substr(eq + 1));
-        }
-        vars["PYTHONUNBUFFERED"] = "1";
-        vars["PYTHONIOENCODING"] = "utf-8";
-        for (const auto& [k, v] : extra) vars[k] = v;
-        if (!tmp.empty())
-            for (const char* k : {"TMPDIR", "TMP", "TEMP"}) vars[k] = tmp;
-        if (!marker.empty()) vars[std::string(job_marker_variable)] = marker;
-        for (const auto& [k, v] : vars) entries.push_back(k + "=" + v);
-        for (const auto& e : entries) pointers.push_back(e.c_str());
-        pointers.push_back(nullptr);
-    }
-
-    std::string get(const std::string& key) const {
-        for (const auto& e : entries)
-            if (e.size() > key.size() && e.compare(0, key.size(), key) == 0 && e[key.size()] == '=')
-                return e.substr(key.size() + 1);
-        return {};
-    }
-};
-
-// Process v2 initializer: the environment, the pids cgroup, a new process group
-// (a new session under bwrap: no controlling terminal), a clean signal state in the
-// child (the parent may block or ignore signals), the network namespace, the
-// parent-death signal and the resource limits. Everything the child uses is
-// prepared before fork().
-struct job_process_init {
-    const child_environment* env;
-    const child_limits* limits;
-    const network_isolation* network;
-    const pids_cgroup* cgroup;
-    bool new_session = false;
-    pid_t parent = 0;  // set: SIGKILL when the starting thread exits
-
-    error_code on_setup(bp::posix::default_launcher& launcher, const bp::filesystem::path&, const char* const*) {
-        launcher.env = env->pointers.data();
-        return {};
-    }
-    error_code on_exec_setup(bp::posix::default_launcher& launcher, const bp::filesystem::path&, const char* const*) {
-        // First: every process the job starts is then counted against pids.max.
-        if (int err = cgroup->enter()) return {err, boost::system::system_category()};
-        if ((new_session ? ::setsid() : ::setpgid(0, 0)) < 0) return {errno, boost::system::system_category()};
-        // Default dispositions first, then the empty mask (the launcher blocked every
-        // signal around the fork): no handler of the engine ever runs in the child,
-        // which may share the engine's memory until exec.
-        for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD, SIGXCPU, SIGXFSZ}) ::signal(sig, SIG_DFL);
-        for (int sig = 1; sig < NSIG; ++sig) {
-            struct sigaction current {};
-            if (::sigaction(sig, nullptr, &current) == 0 && current.sa_handler != SIG_DFL &&
-                current.sa_handler != SIG_IGN)
-                ::signal(sig, SIG_DFL);
-        }
-        sigset_t none;
-        ::sigemptyset(&none);
-        ::sigprocmask(SIG_SETMASK, &none, nullptr);
-        if (int err = enter_network_isolation(*network)) return {err, boost::system::system_category()};
-        // After the namespaces: a change of credentials clears the parent-death signal.
-        if (parent > 0) {
-            if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return {errno, boost::system::system_category()};
-            if (::getppid() != parent) return {ESRCH, boost::system::system_category()};
-        }
-        if (int err = apply_limits(*limits)) return {err, boost::system::system_category()};
-        // Boost 1.81's own close_all (Linux) only closes descriptors above the highest
-        // whitelisted one, and its exec-error pipe is whitelisted: every descriptor
-        // below it (an engine's sockets, other jobs' log files) would reach the
-        // evaluator. process_stdio ran before this initializer, so 0-2 are in place.
-        std::sort(launcher.fd_whitelist.begin(), launcher.fd_whitelist.end());
-        if (int err = close_descriptors_except(launcher.fd_whitelist.data(), launcher.fd_whitelist.size()))
-            return {err, boost::system::system_category()};
-        return {};
-    }
-};
-
-// Sanitizer runtimes keep per-thread state (fake stacks, shadow state) that a child
-// sharing this thread's memory would use and corrupt: those builds always fork.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool child_may_share_memory = false;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
-constexpr bool child_may_share_memory = false;
-#else
-constexpr bool child_may_share_memory = true;
-#endif
-#else
-constexpr bool child_may_share_memory = true;
-#endif
-
-// Boost 1.81's default_launcher, less what an evaluator does not need. Its child
-// rebuilds the io_context's reactor between fork and exec (notify_fork(fork_child):
-// a new epoll, timerfd and eventfd, and every registered descriptor added again,
-// under the reactor's mutexes, with allocations): work for every job, on the
-// parent's path (it waits for the exec), that grows with the engine's open sockets,
-// and not safe when another thread held one of those mutexes at fork. A child
-// whose exec failed calls exit() (atexit handlers) and is never reaped. And fork()
-// write-protects the whole engine for copy-on-write, after which the engine takes
-// a page fault for every page it writes again.
-//
-// Here, unless the child needs its own memory (`shared_memory` false: it enters
-// namespaces or a cgroup), it is started like posix_spawn does, with
-// clone(CLONE_VM | CLONE_VFORK) on a stack of its own: the engine's memory is not
-// copied, and this thread waits until the child has called exec. Every signal is
-// blocked around the clone; the initializers (job_process_init) reset the child's
-// dispositions before unblocking, and only make system calls. The child runs the
-// initializers (which also close the descriptors) and execs; on failure it reports
-// the error over the pipe and _exits, and the parent reaps it.
-struct job_launcher : bp::posix::default_launcher {
-    template <typename Args, typename... Inits>
-    bp::basic_process<asio::any_io_executor> launch(asio::any_io_executor exec, error_code& ec, bool shared_memory,
-                                                    const bp::filesystem::path& executable, Args&& args,
-                                                    Inits&&... inits) {
-        namespace bpd = bp::posix::detail;
-        const char* const* argv = build_argv_(executable, std::forward<Args>(args));
-        pipe_guard pg;
-        if (::pipe2(pg.p, O_CLOEXEC) != 0) {
-            ec.assign(errno, boost::system::system_category());
-            return bp::basic_process<asio::any_io_executor>(exec);
-        }
-        ec = bpd::on_setup(*this, executable, argv, inits...);
-        if (ec) {
-            bpd::on_error(*this, executable, argv, ec, inits...);
-            return bp::basic_process<asio::any_io_executor>(exec);
-        }
-        fd_whitelist.push_back(pg.p[1]);
-        const int error_fd = pg.p[1];
-        auto child = [&]() {
-            error_code child_ec = bpd::on_exec_setup(*this, executable, argv, inits...);
-            if (!child_ec) {
-                ::execve(executable.c_str(), const_cast<char* const*>(argv), const_cast<char* const*>(env));
-                child_ec.assign(errno, boost::system::system_category());
-            }
-            const int err = child_ec.value();
-            [[maybe_unused]] const auto written = ::write(error_fd, &err, sizeof err);
-            ::_exit(127);
-        };
-        sigset_t all, saved;
-        ::sigfillset(&all);
-        ::pthread_sigmask(SIG_SETMASK, &all, &saved);
-        if (shared_memory) {
-            if (stack_.empty()) stack_.resize(256 * 1024);
-            pid = ::clone(&run_child<decltype(child)>, stack_.data() + stack_.size(), CLONE_VM | CLONE_VFORK | SIGCHLD,
-                          &child);
-        } else {
-            pid = ::fork();
-            if (pid == 0) child();
-        }
-        const int clone_errno = errno;
-        ::pthread_sigmask(SIG_SETMASK, &saved, nullptr);
-        if (pid == -1) {
-            ec.assign(clone_errno, boost::system::system_category());
-            bpd::on_fork_error(*this, executable, argv, ec, inits...);
-            bpd::on_error(*this, executable, argv, ec, inits...);
-            return bp::basic_process<asio::any_io_executor>(exec);
-        }
-        ::close(pg.p[1]);
-        pg.p[1] = -1;
-        int child_error = 0;
-        ssize_t count;
-        while ((count = ::read(pg.p[0], &child_error, sizeof child_error)) == -1 && errno == EINTR) {}
-        if (count != 0) {
-            ec.assign(count < 0 ? errno : child_error, boost::system::system_category());
-            int status = 0;
-            while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-            bpd::on_error(*this, executable, argv, ec, inits...);
-            return bp::basic_process<asio::any_io_executor>(exec);
-        }
-        bp::basic_process<asio::any_io_executor> proc(exec, pid);
-        bpd::on_success(*this, executable, argv, ec, inits...);
-        return proc;
-    }
-
-    // The child's stack while it shares our memory (the stack grows down from its end).
-    std::vector<char>& stack_;
-
-    explicit job_launcher(std::vector<char>& stack) : stack_(stack) {}
-
-private:
-    template <typename F>
-    static int run_child(void* f) {
-        (*static_cast<F*>(f))();
-        return 127;  // not reached: the child execs or _exits
-    }
-};
 
 // The job's own temp folder (TMPDIR), removed with everything in it when the job ends.
 struct private_tmp_dir {
@@ -458,26 +252,12 @@ private:
             if (auto why = cgroup.create(*lp.max_processes); !why.empty())
                 co_return fail_setup("job_config.max_processes = " + std::to_string(*lp.max_processes) +
                                      " needs a pids cgroup: " + why);
-        std::vector<std::string> args = evaluator_arguments(job.evaluator, job.program, job.results_dir, job.extra_args);
-        fs::path exe;
         const std::string path_env = env.get("PATH");
-        if (cfg_.local.activate_script) {
-            // ShinkaEvolve's activation: the script runs in a login bash, then the
-            // interpreter found on the PATH it leaves replaces the shell. The script
-            // and the argv go in as bash's positional parameters: no quoting involved.
-            exe = resolve("bash", path_env);
-            if (exe.empty()) co_return fail_setup("job_config.activate_script is set but 'bash' was not found on PATH");
-            args.insert(args.begin(), {"-lc", "set -e; source \"$0\"; exec \"$@\"", *cfg_.local.activate_script,
-                                       cfg_.local.python});
-        } else if (cfg_.local.conda_env) {
-            exe = resolve("conda", path_env);
-            if (exe.empty()) co_return fail_setup("job_config.conda_env is set but 'conda' was not found on PATH");
-            args.insert(args.begin(), {"run", "-n", *cfg_.local.conda_env, "--no-capture-output", cfg_.local.python});
-        } else {
-            exe = resolve(cfg_.local.python, path_env);
-            if (exe.empty()) co_return fail_setup("python interpreter '" + cfg_.local.python + "' not found" +
-                                                  (cfg_.local.python.find('/') == std::string::npos ? " on PATH" : ""));
-        }
+        spawn_command command;
+        if (auto why = plan_command(lp, evaluator_arguments(job.evaluator, job.program, job.results_dir, job.extra_args),
+                                    [&](const std::string& name) { return resolve(name, path_env); }, command);
+            !why.empty())
+            co_return fail_setup(std::move(why));
         if (sandboxed) {
             std::error_code cwd_ec;
             bwrap_layout layout;
@@ -485,14 +265,12 @@ private:
             layout.results_dir = fs::absolute(job.results_dir, cwd_ec).string();
             layout.cwd = fs::current_path(cwd_ec).string();
             for (const fs::path& p : {fs::absolute(job.program, cwd_ec).parent_path(),
-                                      fs::absolute(job.evaluator, cwd_ec).parent_path(), exe.parent_path()})
+                                      fs::absolute(job.evaluator, cwd_ec).parent_path()})
                 layout.readable.push_back(p.string());
-            auto wrapped = bwrap_arguments(layout);
-            wrapped.push_back(exe.string());
-            wrapped.insert(wrapped.end(), args.begin(), args.end());
-            args = std::move(wrapped);
-            exe = bwrap->path;
+            command = wrap_in_bwrap(std::move(command), std::move(layout), bwrap->path);
         }
+        const fs::path& exe = command.exe;
+        const std::vector<std::string>& args = command.args;
 
         output_sink out(cfg_.output_capture_bytes, job.on_stdout);
         output_sink err(cfg_.output_capture_bytes, job.on_stderr);
@@ -511,7 +289,7 @@ private:
         // Namespaces and cgroups are entered by a child with its own memory (unshare of a
         // user namespace refuses a shared one).
         const bool shared_memory = child_may_share_memory && !network.enabled && !cgroup.active();
-        bp::basic_process<asio::any_io_executor> proc = job_launcher(child_stack_).launch(
+        bp::basic_process<asio::any_io_executor> proc = vfork_spawner(child_stack_).launch(
             ex, spawn_ec, shared_memory, exe, args, bp::process_stdio{nullptr, out_pipe, err_pipe},
             job_process_init{&env, &limits, &network, &cgroup, sandboxed, lp.kill_on_parent_exit ? ::getpid() : 0});
         if (spawn_ec) {
@@ -593,10 +371,7 @@ private:
             }
         }
 
-        r.stdout_text = out.capture().text();
-        r.stderr_text = err.capture().text();
-        r.stdout_truncated = out.capture().truncated();
-        r.stderr_truncated = err.capture().truncated();
+        record_output(r, out, err);
         for (const auto& [sink, name] : {std::pair{&out, "job_log.out"}, std::pair{&err, "job_log.err"}})
             if (sink->file_truncated())
                 r.warnings.push_back(std::string(name) + " stopped at job_config.log_limit_mb = " +
@@ -608,14 +383,6 @@ private:
         if (auto why = janitor_.take_error(); !why.empty()) r.warnings.push_back(std::move(why));
         if (st.pipes_abandoned)
             r.warnings.push_back("a process outside the job's process group kept its output open; stopped reading");
-
-        auto results = read_results(job.results_dir);
-        r.correct = results.correct;
-        r.error = std::move(results.error);
-        r.metrics = std::move(results.metrics);
-        r.combined_score = results.combined_score;
-        r.result_files = std::move(results.files);
-        for (auto& w : results.warnings) r.warnings.push_back(std::move(w));
 
         const auto limit_text = limit ? seconds_text(*limit) : std::string();
         switch (st.reason) {
@@ -637,14 +404,8 @@ private:
                     r.result = outcome::candidate_failed;
                     r.diagnostic = "file size limit of " + std::to_string(*lp.max_file_mb) +
                                    " MiB exceeded (SIGXFSZ)";
-                } else if (r.signal) {
-                    r.result = outcome::candidate_failed;
-                    r.diagnostic = "evaluator killed by " + signal_name(*r.signal);
-                } else if (r.exit_code && *r.exit_code == 0) {
-                    r.result = outcome::ok;
                 } else {
-                    r.result = outcome::candidate_failed;
-                    r.diagnostic = "evaluator exited with status " + std::to_string(r.exit_code.value_or(-1));
+                    classify_exit(r, {r.exit_code, r.signal, {}});
                 }
                 break;
         }
@@ -652,9 +413,7 @@ private:
             r.stderr_text.find("MemoryError") != std::string::npos)
             r.warnings.push_back("the evaluator ran out of memory (job_config.memory_mb = " +
                                  std::to_string(*lp.memory_mb) + ")");
-        // When the evaluator never got to write correct.json, say why the job ended.
-        if (r.result != outcome::ok && !r.correct && !fs::exists(job.results_dir / "correct.json", fec))
-            r.error = r.diagnostic;
+        record_results(r, job.results_dir);
         r.timings.cleanup = elapsed(t_cleanup);
         co_return r;
     }
@@ -674,7 +433,7 @@ private:
     const logger& log_;
     std::map<std::pair<std::string, std::string>, fs::path> resolved_;  // on the strand
     tmp_janitor janitor_;
-    std::vector<char> child_stack_;  // job_launcher's, one spawn at a time on the strand
+    std::vector<char> child_stack_;  // vfork_spawner's, one spawn at a time on the strand
 };
 
 }  // namespace

@@ -110,6 +110,10 @@ struct job_result {
     bool succeeded() const noexcept { return result == outcome::ok && correct; }
 };
 
+// A signal's name as diagnostics and reports print it: "SIGKILL", or "signal 70"
+// for a number without one.
+std::string signal_name(int sig);
+
 // `s` with every ill-formed UTF-8 byte replaced by U+FFFD (JSON output must be valid
 // UTF-8; evaluator messages may not be).
 std::string valid_utf8(std::string_view s);

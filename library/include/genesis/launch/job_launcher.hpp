@@ -23,6 +23,10 @@
 #include <future>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
+#include <optional>
+#include <filesystem>
 
 namespace genesis::launch {
 
@@ -135,5 +139,14 @@ std::unique_ptr<JobLauncher> make_launcher(const launcher_config& cfg, JobLaunch
                                            boost::system::error_code& ec, diagnostics& diag);
 // Throwing overload (launch_error).
 std::unique_ptr<JobLauncher> make_launcher(const launcher_config& cfg, JobLauncher::executor_type executor);
+
+// What make_launcher cannot know: whether the files of a run are there. Checks that
+// the evaluator, each of `programs` and (E2B) every additional file is a readable
+// regular file, and (local) that the interpreter, conda or bash is found on the
+// jobs' PATH. `programs_key` names the setting the programs came from. Returns a
+// one-line description of the first problem, or nullopt.
+std::optional<std::string> check_inputs(const launcher_config& cfg,
+                                        const std::vector<std::filesystem::path>& programs,
+                                        std::string_view programs_key = "evo_config.init_program_path");
 
 }  // namespace genesis::launch
