@@ -122,7 +122,7 @@ for t in "${transport_list[@]}"; do
   case "$t" in http|tls) ;; *) echo "run_bench: bad transport '$t' (http or tls)" >&2; exit 2 ;; esac
 done
 
-emulator=${emulator:-$build_dir/tests/e2b_emulator/genesis_e2b_emulator}
+emulator=${emulator:-$build_dir/emulator/genesis_e2b_emulator}
 genesis_bench=${genesis_bench:-$build_dir/bench/genesis_bench_e2b}
 local_bench=${local_bench:-$build_dir/bench/genesis_bench_local}
 

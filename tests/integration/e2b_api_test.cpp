@@ -8,7 +8,7 @@
 #include "emulator.hpp"
 #include "test_support.hpp"
 
-#include "../../library/src/e2b/e2b_api.hpp"
+#include "e2b/e2b_api.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>

@@ -3,7 +3,6 @@
 #include <boost/url/encode.hpp>
 #include <boost/url/grammar/alnum_chars.hpp>
 #include <boost/url/grammar/lut_chars.hpp>
-#include <boost/url/pct_string_view.hpp>
 
 namespace genesis::launch::detail::e2b {
 
@@ -25,26 +24,6 @@ std::string form_urlencode(std::string_view s) {
     return urls::encode(s, form_urlencoded_chars, opts);
 }
 
-// Go's url.QueryUnescape: "%XX" escapes and '+' as a space; a malformed escape is an error.
-std::optional<std::string> query_unescape(std::string_view s) {
-    auto pct = urls::make_pct_string_view(s);
-    if (!pct) return std::nullopt;
-    urls::encoding_opts opts;
-    opts.space_as_plus = true;
-    return pct->decode(opts);
-}
-
-// Splits on every occurrence of `sep` (an empty string gives one empty part).
-std::vector<std::string_view> split(std::string_view s, char sep) {
-    std::vector<std::string_view> parts;
-    for (;;) {
-        auto at = s.find(sep);
-        parts.push_back(s.substr(0, at));
-        if (at == std::string_view::npos) return parts;
-        s.remove_prefix(at + 1);
-    }
-}
-
 }  // namespace
 
 std::string encode_metadata_filter(const std::map<std::string, std::string>& metadata) {
@@ -60,25 +39,6 @@ std::string encode_metadata_filter(const std::map<std::string, std::string>& met
 
 std::string metadata_query_parameter(const std::map<std::string, std::string>& metadata) {
     return "metadata=" + encode_uri_component(encode_metadata_filter(metadata));
-}
-
-std::optional<std::map<std::string, std::string>> decode_metadata_filter(std::string_view raw_query_value) {
-    // Step 1: the query parameter's own encoding; step 2: URLSearchParams' layer.
-    auto once = query_unescape(raw_query_value);
-    if (!once) return std::nullopt;
-    auto twice = query_unescape(*once);
-    if (!twice) return std::nullopt;
-    // Step 3: the pairs, each key and value still encodeURIComponent-encoded.
-    std::map<std::string, std::string> filters;
-    for (auto pair : split(*twice, '&')) {
-        auto kv = split(pair, '=');
-        if (kv.size() != 2) return std::nullopt;
-        auto key = query_unescape(kv[0]);
-        auto value = query_unescape(kv[1]);
-        if (!key || !value) return std::nullopt;
-        filters[std::move(*key)] = std::move(*value);
-    }
-    return filters;
 }
 
 }  // namespace genesis::launch::detail::e2b

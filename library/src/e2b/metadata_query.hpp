@@ -1,6 +1,6 @@
 // metadata_query.hpp - the `metadata` filter of E2B's list endpoints
 // (GET /sandboxes, GET /v2/sandboxes), encoded exactly as the JS SDK does and
-// decoded exactly as the E2B API server does (the layers below).
+// read by the E2B API server as the emulator does (emulator/src/connect_wire.*).
 //
 // The SDK encodes in three layers:
 //   1. every key and value with encodeURIComponent,
@@ -24,10 +24,5 @@ std::string encode_metadata_filter(const std::map<std::string, std::string>& met
 // All three layers: "metadata=<value>", ready to append after '?' or '&'.
 // {"a b":"c&d=e/ü"} -> "metadata=a%252520b%3Dc%252526d%25253De%25252F%2525C3%2525BC".
 std::string metadata_query_parameter(const std::map<std::string, std::string>& metadata);
-
-// The server's reversal, from the parameter value as it appears in the request
-// target (still percent-encoded). nullopt when the server would answer
-// 400 "Error parsing metadata" (a bad escape, or a pair that is not exactly k=v).
-std::optional<std::map<std::string, std::string>> decode_metadata_filter(std::string_view raw_query_value);
 
 }  // namespace genesis::launch::detail::e2b

@@ -12,7 +12,7 @@
 #include "emulator_fixture.hpp"
 #include "test_support.hpp"
 
-#include "../../library/src/e2b/connect_codec.hpp"
+#include "e2b/connect_codec.hpp"  // the client's codec reads the emulator's bytes: each checks the other
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>

@@ -1,6 +1,6 @@
 #include "control_plane.hpp"
 
-#include "e2b/metadata_query.hpp"
+#include "connect_wire.hpp"
 #include "faults.hpp"
 
 #include <boost/json/parse.hpp>
@@ -432,7 +432,7 @@ response list(emulator_state& st, const request& req, bool v2) {
     auto q = parse_list_query(req);
     std::map<std::string, std::string> filter;
     if (q.metadata) {
-        auto decoded = genesis::launch::detail::e2b::decode_metadata_filter(*q.metadata);
+        auto decoded = wire::metadata_filter(*q.metadata);
         if (!decoded) return error_response(req, 400, "Error parsing metadata");
         filter = std::move(*decoded);
     }

@@ -3,7 +3,7 @@
 #include "envd.hpp"
 #include "sandbox_runtime.hpp"
 
-#include "e2b/connect_codec.hpp"
+#include "connect_wire.hpp"
 
 #include <boost/beast/zlib/inflate_stream.hpp>
 #include <boost/json/array.hpp>
@@ -30,7 +30,6 @@
 namespace genesis::e2b_emulator {
 
 namespace json = boost::json;
-namespace codec = genesis::launch::detail::e2b;
 
 namespace envd_detail {
 
@@ -83,7 +82,7 @@ std::string sha256_base64_raw(std::string_view text) {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
     EVP_Digest(text.data(), text.size(), md, &len, EVP_sha256(), nullptr);
-    std::string b64 = codec::base64_encode(std::string_view(reinterpret_cast<const char*>(md), len));
+    std::string b64 = wire::base64_encode(std::string_view(reinterpret_cast<const char*>(md), len));
     while (!b64.empty() && b64.back() == '=') b64.pop_back();
     return b64;
 }

@@ -6,7 +6,7 @@
 #include "faults.hpp"
 #include "sandbox_runtime.hpp"
 
-#include "e2b/connect_codec.hpp"
+#include "connect_wire.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -37,7 +37,6 @@
 namespace genesis::e2b_emulator {
 
 namespace json = boost::json;
-namespace codec = genesis::launch::detail::e2b;
 using namespace asio::experimental::awaitable_operators;
 using boost::system::error_code;
 using steady = std::chrono::steady_clock;
@@ -69,8 +68,8 @@ rpc_error make_error(std::string_view code, std::string message) {
 }
 
 response unary_error(const request& req, const rpc_error& e) {
-    return make_response(req, static_cast<http::status>(codec::http_status_for_code(e.code)),
-                         codec::encode_error_body({e.code, e.message}), "application/json");
+    return make_response(req, static_cast<http::status>(wire::http_status(e.code)),
+                         wire::error_body({e.code, e.message}), "application/json");
 }
 
 response unary_ok(const request& req, const json::object& body) {
@@ -129,7 +128,7 @@ std::string basic_user_error(const request& req) {
     if (it == req.end()) return {};
     std::string_view value = it->value();
     if (value.substr(0, 6) != "Basic ") return "invalid authorization header";
-    auto decoded = codec::base64_decode(value.substr(6));
+    auto decoded = wire::base64_decode(value.substr(6));
     if (!decoded) return "invalid authorization header";
     std::string user = decoded->substr(0, decoded->find(':'));
     if (user.empty() || user == "user" || user == "root") return {};
@@ -171,7 +170,7 @@ public:
     // False once the client is gone or the stream was cut on purpose.
     asio::awaitable<bool> send(const json::object& message) {
         if (!co_await ensure_begun()) co_return false;
-        const bool written = co_await out_.write_chunk(codec::encode_envelope(json::serialize(message)));
+        const bool written = co_await out_.write_chunk(wire::envelope(json::serialize(message)));
         if (written && cut_ && ++sent_ >= cut_->after_events) out_.reset_connection();
         else if (written) co_return true;
         alive_ = false;
@@ -180,9 +179,9 @@ public:
 
     asio::awaitable<void> finish(const std::optional<rpc_error>& error = std::nullopt) {
         if (!co_await ensure_begun()) co_return;
-        std::optional<codec::connect_error> e;
-        if (error) e = codec::connect_error{error->code, error->message};
-        if (co_await out_.write_chunk(codec::encode_envelope(codec::encode_end_stream(e), codec::envelope_flag_end_stream)))
+        std::optional<wire::rpc_error> e;
+        if (error) e = wire::rpc_error{error->code, error->message};
+        if (co_await out_.write_chunk(wire::envelope(wire::end_stream(e), wire::flag_end_stream)))
             co_await out_.end_stream();
         alive_ = false;
     }
@@ -215,15 +214,13 @@ private:
 
 // The single request message of a streaming call (one envelope in the body).
 std::optional<json::object> stream_request(const request& req, rpc_error& err) {
-    codec::envelope_decoder decoder;
-    decoder.feed(req.body());
-    auto frame = decoder.next();
-    if (!frame || !decoder.idle()) {
-        err = {"invalid_argument",
-               decoder.failed() ? decoder.error() : std::string("protocol error: expected exactly one enveloped message")};
+    std::string why;
+    auto payload = wire::single_message(req.body(), why);
+    if (!payload) {
+        err = {"invalid_argument", why};
         return std::nullopt;
     }
-    return parse_message(frame->payload, err);
+    return parse_message(*payload, err);
 }
 
 // ============================================================================
@@ -286,7 +283,7 @@ json::object start_event(std::uint32_t pid) {
 
 json::object data_event(std::string_view stream, std::string_view bytes) {
     json::object data;
-    data[stream] = codec::base64_encode(bytes);
+    data[stream] = wire::base64_encode(bytes);
     return event_message("data", std::move(data));
 }
 
@@ -548,7 +545,7 @@ asio::awaitable<std::optional<rpc_error>> send_input(envd_sandbox_state& state, 
     if (!p) co_return err;
     const json::object* input = as_object(member(msg, "input"));
     if (input && member(*input, "pty")) co_return make_error("failed_precondition", "the process has no PTY");
-    auto bytes = codec::base64_decode(input ? as_string(member(*input, "stdin")) : std::string());
+    auto bytes = wire::base64_decode(input ? as_string(member(*input, "stdin")) : std::string());
     if (!bytes) co_return make_error("invalid_argument", "stdin is not valid base64");
     asio::writable_pipe* pipe = p->proc->in();
     if (!pipe) co_return make_error("internal", "error writing to stdin: stdin not enabled or closed");
