@@ -267,8 +267,9 @@ public:
 
     // ---- control plane ----
     // POST /v2/sandboxes (fallback POST /sandboxes with "secure":true on 404/405,
-    // remembered). 429/503 answers are retried; a request that may have reached the
-    // server without a usable answer gives kind::maybe_created (never retried).
+    // remembered). One request per call: the caller owns the retries (429/503 come
+    // back with their Retry-After); a request that may have reached the server
+    // without a usable answer gives kind::maybe_created.
     boost::asio::awaitable<api_result<sandbox_handle>> create(std::string template_id, std::chrono::seconds timeout,
                                                               std::map<std::string, std::string> metadata,
                                                               std::map<std::string, std::string> env_vars);

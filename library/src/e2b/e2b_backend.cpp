@@ -181,8 +181,9 @@ using e2b::job_run;
 
 class e2b_backend final : public backend {
 public:
-    e2b_backend(strand_type strand, const launcher_config& cfg, const logger& log)
-        : strand_(strand), engine_(std::make_shared<engine>(strand, cfg, log)) {
+    e2b_backend(strand_type strand, const launcher_config& cfg, const logger& log,
+                std::unique_ptr<e2b::sandbox_api> api, e2b::backoff_params create_backoff)
+        : strand_(strand), engine_(std::make_shared<engine>(strand, cfg, log, std::move(api), create_backoff)) {
         if (cfg.e2b.sweep_on_start && !cfg.e2b.run_tag.empty()) engine_->start_startup_sweep();
     }
     ~e2b_backend() override { engine_->forget_logger(); }
@@ -215,10 +216,64 @@ private:
     std::shared_ptr<engine> engine_;
 };
 
+// The HTTP client as the lifecycle's sandbox_api. The calls return the client's
+// own awaitables: no coroutine frame of their own.
+class http_sandbox_api final : public e2b::sandbox_api {
+public:
+    http_sandbox_api(asio::any_io_executor ex, e2b::api_settings settings) : api_(std::move(ex), std::move(settings)) {}
+
+    asio::awaitable<e2b::api_result<e2b::sandbox_handle>> create(std::string template_id, std::chrono::seconds timeout,
+                                                                 std::map<std::string, std::string> metadata,
+                                                                 std::map<std::string, std::string> env) override {
+        return api_.create(std::move(template_id), timeout, std::move(metadata), std::move(env));
+    }
+    asio::awaitable<e2b::api_result<bool>> kill(std::string id) override { return api_.kill(std::move(id)); }
+    asio::awaitable<e2b::api_result<std::vector<e2b::sandbox_summary>>> list(
+        std::map<std::string, std::string> metadata) override {
+        return api_.list(std::move(metadata));
+    }
+    asio::awaitable<e2b::api_status> upload_files(e2b::sandbox_handle sb, std::vector<e2b::upload_file> files) override {
+        return api_.upload_files(std::move(sb), std::move(files));
+    }
+    asio::awaitable<e2b::api_result<std::string>> download(e2b::sandbox_handle sb, std::string path) override {
+        return api_.download(std::move(sb), std::move(path));
+    }
+    asio::awaitable<e2b::api_result<std::vector<e2b::dir_entry>>> list_dir(e2b::sandbox_handle sb, std::string path,
+                                                                          std::uint32_t depth) override {
+        return api_.list_dir(std::move(sb), std::move(path), depth);
+    }
+    asio::awaitable<e2b::api_result<e2b::run_result>> run(e2b::sandbox_handle sb, std::string command_line,
+                                                          std::string cwd, std::map<std::string, std::string> envs,
+                                                          std::optional<milliseconds> timeout,
+                                                          std::function<void(std::string_view)> on_stdout,
+                                                          std::function<void(std::string_view)> on_stderr) override {
+        return api_.run(std::move(sb), std::move(command_line), std::move(cwd), std::move(envs), timeout,
+                        std::move(on_stdout), std::move(on_stderr));
+    }
+    void close() override { api_.close(); }
+    void forget(const e2b::sandbox_handle& sb) override { api_.forget(sb); }
+    std::size_t idle_envd_connections(const e2b::sandbox_handle& sb) const override {
+        return api_.idle_envd_connections(sb);
+    }
+
+private:
+    e2b::api api_;
+};
+
 }  // namespace
 
 std::unique_ptr<backend> make_e2b_backend(strand_type strand, const launcher_config& cfg, const logger& log) {
-    return std::make_unique<e2b_backend>(std::move(strand), cfg, log);
+    auto api = std::make_unique<http_sandbox_api>(asio::any_io_executor(strand), make_api_settings(cfg));
+    return std::make_unique<e2b_backend>(std::move(strand), cfg, log, std::move(api), e2b::backoff_params{});
+}
+
+backend_factory e2b_backend_factory(sandbox_api_factory make_api, std::optional<e2b::backoff_params> create_backoff) {
+    return [make_api = std::move(make_api), create_backoff](strand_type strand, const launcher_config& cfg,
+                                                             const logger& log) -> std::unique_ptr<backend> {
+        auto api = make_api(asio::any_io_executor(strand), cfg);
+        return std::make_unique<e2b_backend>(std::move(strand), cfg, log, std::move(api),
+                                             create_backoff.value_or(e2b::backoff_params{}));
+    };
 }
 
 e2b::api_settings make_api_settings(const launcher_config& cfg) {

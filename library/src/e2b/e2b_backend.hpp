@@ -19,6 +19,17 @@ namespace genesis::launch::detail {
 
 std::unique_ptr<backend> make_e2b_backend(strand_type strand, const launcher_config& cfg, const logger& log);
 
+namespace e2b {
+class sandbox_api;
+}
+// The E2B backend on a sandbox_api of the caller's: the tests' scripted fake
+// (tests/unit/e2b_lifecycle_test.cpp). `make_api` is called once per launcher, with
+// the launcher's strand; `create_backoff` replaces the waits between creates.
+using sandbox_api_factory =
+    std::function<std::unique_ptr<e2b::sandbox_api>(boost::asio::any_io_executor, const launcher_config&)>;
+backend_factory e2b_backend_factory(sandbox_api_factory make_api,
+                                    std::optional<e2b::backoff_params> create_backoff = std::nullopt);
+
 // What make_launcher checks before building an E2B launcher (the API key is
 // checked separately): endpoints that parse, a usable CA file, sane numbers.
 // One line saying what is wrong, or nullopt. Never mentions the key.

@@ -8,6 +8,7 @@
 #include "e2b/decisions.hpp"
 #include "e2b/e2b_api.hpp"
 #include "e2b/e2b_backend.hpp"
+#include "e2b/sandbox_api.hpp"
 #include "launcher_core.hpp"
 #include "output_sink.hpp"
 #include "posix_io.hpp"
@@ -212,11 +213,14 @@ struct job_run {
 
 class engine : public std::enable_shared_from_this<engine> {
 public:
-    engine(strand_type strand, const launcher_config& cfg, const logger& log)
+    // `create_backoff`: the waits between creates (max_attempts comes from max_retries).
+    engine(strand_type strand, const launcher_config& cfg, const logger& log, std::unique_ptr<sandbox_api> api,
+           backoff_params create_backoff)
         : strand_(strand),
           cfg_(cfg),
           log_(&log),
-          api_(std::make_unique<e2b::api>(asio::any_io_executor(strand), make_api_settings(cfg))),
+          api_(std::move(api)),
+          create_backoff_(create_backoff),
           run_tag_(cfg.e2b.run_tag.empty() ? "genesis-" + random_hex(16) : cfg.e2b.run_tag),
           pacer_(cfg.e2b.create_rate, clock::now()),
           gate_(strand),
@@ -287,7 +291,8 @@ private:
     strand_type strand_;
     launcher_config cfg_;
     const logger* log_;
-    std::unique_ptr<e2b::api> api_;
+    std::unique_ptr<sandbox_api> api_;
+    backoff_params create_backoff_;
     std::string run_tag_;
 
     // One create per 1/create_rate seconds for the whole launcher.

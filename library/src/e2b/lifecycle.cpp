@@ -262,7 +262,7 @@ asio::awaitable<step> engine::create(std::shared_ptr<job_run> j) {
 
 asio::awaitable<step> engine::create_sandbox(std::shared_ptr<job_run> j) {
     using kind = e2b::api_error::kind;
-    e2b::backoff_params backoff;
+    e2b::backoff_params backoff = create_backoff_;
     backoff.max_attempts = std::max(1, cfg_.e2b.max_retries);
     e2b::retry_state retry(backoff);
     const auto lifetime = e2b_support::sandbox_lifetime(cfg_.e2b, j->eval_limit);
