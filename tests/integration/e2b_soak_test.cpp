@@ -100,6 +100,19 @@ bool loses_an_attempt(const emu::fault_event& e, const std::set<std::string>& va
     return e.label == "vanish" && vanished_ids.count(e.sandbox_id) > 0;
 }
 
+// The launcher's log lines about one job, each on an indented line of its own.
+std::string job_log_lines(const std::string& log, const std::string& id) {
+    std::string lines;
+    std::size_t at = 0;
+    const std::string prefix = "job " + id + ": ";
+    while ((at = log.find(prefix, at)) != std::string::npos) {
+        const auto end = log.find('\n', at);
+        lines += "\n    " + log.substr(at, end - at);
+        at = end;
+    }
+    return lines;
+}
+
 // ---- the soak --------------------------------------------------------------------------------
 
 TEST(E2bSoak, EveryFaultAtOnceEveryJobClassifiedInTimeNothingLeaked) {
@@ -142,7 +155,24 @@ TEST(E2bSoak, EveryFaultAtOnceEveryJobClassifiedInTimeNothingLeaked) {
     cfg.eval_program_path = h.dir() / "trivial.py";
     cfg.e2b.timeout = std::chrono::duration_cast<std::chrono::seconds>(job_timeout);
     cfg.e2b.max_retries = 10;  // per request: ten transient failures in a row stay very unlikely at ~20%
-    auto& l = h.make(cfg, gl::log_level::warning);
+    // GENESIS_SOAK_DEBUG=1 logs each job's phases: a hang report then shows where the jobs stopped.
+    const bool debug = env_int("GENESIS_SOAK_DEBUG", 0) != 0;
+    auto& l = h.make(cfg);
+    std::mutex log_mutex;
+    std::string log_text;  // "job <id>: <message> (+<seconds since the first submit>)" lines
+    const auto log_t0 = std::chrono::steady_clock::now();
+    l.set_logger(gl::logger{debug ? gl::log_level::debug : gl::log_level::info,
+                            [&](gl::log_level, std::string_view message) {
+                                const double at = std::chrono::duration<double>(std::chrono::steady_clock::now() - log_t0).count();
+                                char stamp[32];
+                                std::snprintf(stamp, sizeof stamp, " (+%.3f s)\n", at);
+                                std::lock_guard lock(log_mutex);
+                                log_text.append(message).append(stamp);
+                            }});
+    auto soak_log = [&] {
+        std::lock_guard lock(log_mutex);
+        return log_text;
+    };
 
     auto launcher_cpu = [&h] {
         std::promise<double> p;
@@ -176,7 +206,30 @@ TEST(E2bSoak, EveryFaultAtOnceEveryJobClassifiedInTimeNothingLeaked) {
     }
     // No hang: every job reports, well within the longest any job may take.
     const auto cap = std::chrono::seconds(60 + jobs / parallel * (job_timeout + allowed_overrun).count());
-    ASSERT_EQ(all_done.get_future().wait_for(cap), std::future_status::ready) << remaining.load() << " jobs hang";
+    if (all_done.get_future().wait_for(cap) != std::future_status::ready) {
+        // Where the unfinished jobs are: their log lines and the faults they met.
+        std::set<std::string> done;
+        {
+            std::lock_guard lock(m);
+            for (const auto& [id, r] : results) done.insert(id);
+        }
+        const auto log = soak_log();
+        const auto faults = h.emulator().on_thread([](emu::emulator& x) { return x.state().fault_log; });
+        std::string report;
+        int shown = 0;
+        for (int i = 0; i < jobs && shown < 5; ++i) {
+            const std::string id = "soak-" + std::to_string(i);
+            if (done.count(id)) continue;
+            ++shown;
+            report += "\n" + id + ":";
+            for (const auto& f : faults)
+                if (f.job == id) report += " " + f.label + "@" + f.endpoint;
+            report += job_log_lines(log, id);
+        }
+        ADD_FAILURE() << remaining.load() << " jobs hang; the first of them:" << report;
+        l.shutdown();  // ends them (their handlers use this frame's locals)
+        return;
+    }
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double cpu = launcher_cpu() - cpu0;
     l.shutdown();
@@ -280,6 +333,15 @@ TEST(E2bSoak, EveryFaultAtOnceEveryJobClassifiedInTimeNothingLeaked) {
                 "slowest job %s took %.1f s)\n",
                 std::max(0LL, worst_overrun_ms), static_cast<long long>(job_timeout.count()), slowest_job.c_str(),
                 static_cast<double>(slowest_ms) / 1000.0);
+    {
+        const auto& t = results[slowest_job].timings;
+        std::printf("[ soak     ] slowest job's phases (ms): queued %lld, create %lld, setup %lld, run %lld, download "
+                    "%lld, cleanup %lld%s\n",
+                    static_cast<long long>(t.queued.count()), static_cast<long long>(t.create.count()),
+                    static_cast<long long>(t.setup.count()), static_cast<long long>(t.run.count()),
+                    static_cast<long long>(t.download.count()), static_cast<long long>(t.cleanup.count()),
+                    debug ? job_log_lines(soak_log(), slowest_job).c_str() : "");
+    }
     std::printf("[ soak     ] wall %.1f s; CPU: launcher thread %.1f s, test process %.1f s (launcher + emulator), "
                 "reaped child processes %.1f s\n",
                 wall,

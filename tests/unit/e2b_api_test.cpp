@@ -272,6 +272,17 @@ TEST(ProcessStream, ReassemblesFramesSplitAnywhere) {
     EXPECT_TRUE(r->exited);
 }
 
+// The start event is announced once, before any output: the command's time limit counts from it.
+TEST(ProcessStream, TheStartIsAnnouncedOnceBeforeAnyOutput) {
+    std::vector<std::string> seen;
+    e2b::process_stream stream([&](std::string_view b) { seen.push_back("out " + std::string(b)); }, {},
+                               [&](std::uint32_t pid) { seen.push_back("start " + std::to_string(pid)); });
+    stream.feed(frame(R"({"event":{"start":{"pid":7}}})") + frame(R"({"event":{"data":{"stdout":"aGk="}}})") +
+                frame(R"({"event":{"start":{"pid":8}}})"));
+    EXPECT_EQ(seen, (std::vector<std::string>{"start 7", "out hi"}));
+    EXPECT_EQ(stream.pid(), 7u);
+}
+
 TEST(ProcessStream, DeadlineExceededIsATimeoutThatIsNotTransient) {
     captured c;
     c.stream.feed(frame(R"({"event":{"start":{"pid":1}}})") +

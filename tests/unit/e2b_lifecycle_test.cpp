@@ -138,9 +138,11 @@ public:
                                                           std::map<std::string, std::string>,
                                                           std::optional<std::chrono::milliseconds>,
                                                           std::function<void(std::string_view)> on_stdout,
-                                                          std::function<void(std::string_view)>) override {
+                                                          std::function<void(std::string_view)>,
+                                                          std::function<void(std::uint32_t)> on_start) override {
         const bool pip = command_line.starts_with("pip install");
         calls.push_back(pip ? "pip" : "run");
+        if (on_start) on_start(42);
         auto& script = pip ? pip_runs : evaluator_runs;
         if (!script.empty()) {
             auto r = std::move(script.front());
@@ -239,8 +241,10 @@ protected:
                                                               std::map<std::string, std::string> env,
                                                               std::optional<std::chrono::milliseconds> t,
                                                               std::function<void(std::string_view)> o,
-                                                              std::function<void(std::string_view)> e) override {
-            return f.run(std::move(sb), std::move(c), std::move(cwd), std::move(env), t, std::move(o), std::move(e));
+                                                              std::function<void(std::string_view)> e,
+                                                              std::function<void(std::uint32_t)> s) override {
+            return f.run(std::move(sb), std::move(c), std::move(cwd), std::move(env), t, std::move(o), std::move(e),
+                         std::move(s));
         }
         void close() override { f.close(); }
         void forget(const e2b::sandbox_handle& sb) override { f.forget(sb); }

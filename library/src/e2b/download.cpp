@@ -20,7 +20,7 @@ namespace genesis::launch::detail::e2b {
 
 asio::awaitable<step> engine::download(std::shared_ptr<job_run> j) {
     using kind = e2b::api_error::kind;
-    j->current = phase::download;
+    enter(*j, phase::download);
     const auto t_download = clock::now();
     const fs::path& root = j->ctx->job.results_dir;
     std::error_code ec;

@@ -458,7 +458,8 @@ asio::awaitable<api_error> api::explain_broken_stream(const sandbox_handle& sb, 
 asio::awaitable<api::run_attempt> api::run_once(sandbox_handle sb, http::request req, std::string context,
                                                 std::optional<milliseconds> local_deadline,
                                                 const std::function<void(std::string_view)>& on_stdout,
-                                                const std::function<void(std::string_view)>& on_stderr) {
+                                                const std::function<void(std::string_view)>& on_stderr,
+                                                const std::function<void(std::uint32_t)>& on_start) {
     using namespace asio::experimental::awaitable_operators;
     run_attempt out;
     std::string why;
@@ -467,7 +468,7 @@ asio::awaitable<api::run_attempt> api::run_once(sandbox_handle sb, http::request
         out.error = make_protocol_error(context, why);
         co_return out;
     }
-    auto reader = std::make_shared<process_stream>(on_stdout, on_stderr);
+    auto reader = std::make_shared<process_stream>(on_stdout, on_stderr, on_start);
     std::function<void(std::string_view)> sink = [reader](std::string_view bytes) { reader->feed(bytes); };
 
     http::result r;
@@ -492,7 +493,14 @@ asio::awaitable<api::run_attempt> api::run_once(sandbox_handle sb, http::request
     out.pid = reader->pid();
 
     if (deadline_passed) {
-        out.may_still_run = out.started;
+        if (!out.started) {
+            // Nothing ran as far as we know: the connection or envd failed us, not the command.
+            out.error = make_error(api_error::kind::transport, 0,
+                                   context + ": the command did not start within " +
+                                       std::to_string(local_deadline->count()) + " ms");
+            co_return out;
+        }
+        out.may_still_run = true;
         out.error = make_error(api_error::kind::timeout, 504,
                                context + ": no result within " + std::to_string(local_deadline->count()) +
                                    " ms (the command's time limit plus a margin)");
@@ -534,7 +542,8 @@ asio::awaitable<api_result<run_result>> api::run(sandbox_handle sb, std::string 
                                                  std::map<std::string, std::string> envs,
                                                  std::optional<milliseconds> timeout,
                                                  std::function<void(std::string_view)> on_stdout,
-                                                 std::function<void(std::string_view)> on_stderr) {
+                                                 std::function<void(std::string_view)> on_stderr,
+                                                 std::function<void(std::uint32_t)> on_start) {
     using result_t = api_result<run_result>;
     const std::string context = "run a command in sandbox " + sb.id;
     const auto generation = generation_;
@@ -558,7 +567,8 @@ asio::awaitable<api_result<run_result>> api::run(sandbox_handle sb, std::string 
     retry_state retries(settings_.retry);
     for (;;) {
         http::request attempt_request = req;
-        run_attempt a = co_await run_once(sb, std::move(attempt_request), context, local_deadline, on_stdout, on_stderr);
+        run_attempt a = co_await run_once(sb, std::move(attempt_request), context, local_deadline, on_stdout, on_stderr,
+                                      on_start);
         if (a.result) co_return result_t::success(std::move(*a.result));
         if (a.error->k == api_error::kind::cancelled || co_await cancelled(generation))
             co_return result_t::failure(cancelled_error(context));

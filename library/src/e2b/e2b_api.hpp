@@ -191,7 +191,8 @@ std::optional<api_error> end_stream_to_error(const end_stream_message& end, std:
 class process_stream {
 public:
     using output = std::function<void(std::string_view)>;
-    process_stream(output on_stdout, output on_stderr);
+    // on_start (may be empty) is called with the pid when the start event arrives.
+    process_stream(output on_stdout, output on_stderr, std::function<void(std::uint32_t)> on_start = {});
 
     void feed(std::string_view bytes);
 
@@ -212,6 +213,7 @@ private:
 
     output on_stdout_;
     output on_stderr_;
+    std::function<void(std::uint32_t)> on_start_;
     envelope_decoder decoder_;
     std::optional<std::uint32_t> pid_;
     std::optional<run_result> end_;
@@ -306,11 +308,16 @@ public:
     // After a local deadline or a cut stream on a live sandbox, the process is
     // sent SIGKILL (best effort) before the error is returned.
     // `timeout` nullopt or 0 = no limit (only the stream_idle timeout then applies).
+    // The local deadline counts from each attempt's request; an attempt that passes
+    // it before the start event is a transport error (the command never ran as far
+    // as we know), not the command's timeout. on_start, if set, is called with the
+    // pid when the command starts (once: the start event of the attempt that ran).
     boost::asio::awaitable<api_result<run_result>> run(sandbox_handle sb, std::string command_line, std::string cwd,
                                                        std::map<std::string, std::string> envs,
                                                        std::optional<std::chrono::milliseconds> timeout,
                                                        std::function<void(std::string_view)> on_stdout,
-                                                       std::function<void(std::string_view)> on_stderr);
+                                                       std::function<void(std::string_view)> on_stderr,
+                                                       std::function<void(std::uint32_t)> on_start = {});
     // process.Process/SendSignal: true = sent, false = no such process.
     boost::asio::awaitable<api_result<bool>> send_signal(sandbox_handle sb, std::uint32_t pid,
                                                          signal_kind sig = signal_kind::sigkill);
@@ -340,7 +347,8 @@ private:
     boost::asio::awaitable<run_attempt> run_once(sandbox_handle sb, http::request req, std::string context,
                                                  std::optional<std::chrono::milliseconds> local_deadline,
                                                  const std::function<void(std::string_view)>& on_stdout,
-                                                 const std::function<void(std::string_view)>& on_stderr);
+                                                 const std::function<void(std::string_view)>& on_stderr,
+                                                 const std::function<void(std::uint32_t)>& on_start);
     boost::asio::awaitable<api_error> explain_broken_stream(const sandbox_handle& sb, api_error error);
     boost::asio::awaitable<void> sleep_for(std::chrono::milliseconds d);
     boost::asio::awaitable<bool> cancelled(std::uint64_t generation_at_start) const;

@@ -116,6 +116,7 @@ asio::awaitable<void> engine::cleanup(std::shared_ptr<job_run> j) {
     std::string id = gone.id;
     j->sandbox.reset();
     std::string problem;
+    job_log(log_level::debug, *j, "killing sandbox " + id);
     try {
         auto killed = co_await api_->kill(id);
         if (!killed) problem = killed.error->message;
@@ -246,9 +247,10 @@ public:
                                                           std::string cwd, std::map<std::string, std::string> envs,
                                                           std::optional<milliseconds> timeout,
                                                           std::function<void(std::string_view)> on_stdout,
-                                                          std::function<void(std::string_view)> on_stderr) override {
+                                                          std::function<void(std::string_view)> on_stderr,
+                                                          std::function<void(std::uint32_t)> on_start) override {
         return api_.run(std::move(sb), std::move(command_line), std::move(cwd), std::move(envs), timeout,
-                        std::move(on_stdout), std::move(on_stderr));
+                        std::move(on_stdout), std::move(on_stderr), std::move(on_start));
     }
     void close() override { api_.close(); }
     void forget(const e2b::sandbox_handle& sb) override { api_.forget(sb); }

@@ -262,6 +262,13 @@ private:
     void job_log(log_level level, const job_run& j, const std::string& message) const {
         if (log_ && log_->enabled(level)) log_->log(level, "job " + j.ctx->job.job_id + ": " + message);
     }
+    // The job moves on to phase p (a debug line tells where each job is).
+    void enter(job_run& j, phase p) const {
+        j.current = p;
+        if (log_ && log_->enabled(log_level::debug))
+            log_->log(log_level::debug, "job " + j.ctx->job.job_id + ": " + std::string(phase_name(p)) +
+                                            (j.r.sandbox_id.empty() ? std::string() : " (sandbox " + j.r.sandbox_id + ")"));
+    }
 
     std::optional<std::string> prepare_local(job_run& j);
     asio::awaitable<attempt_end> attempt(std::shared_ptr<job_run> j);
@@ -284,7 +291,7 @@ private:
 
     step fail(job_run& j, outcome o, std::string why) const;
     step envd_failure(job_run& j, const e2b::api_error& e, const std::string& what) const;
-    void arm_watchdog(const std::shared_ptr<job_run>& j, milliseconds limit);
+    std::function<void(std::uint32_t)> watchdog_from_start(const std::shared_ptr<job_run>& j, milliseconds limit);
     void set_stopped(job_run& j) const;
     void finalize(job_run& j) const;
 

@@ -63,12 +63,21 @@ asio::awaitable<void> engine::wait_ready() {
     co_await gate_.async_wait(asio::as_tuple(asio::use_awaitable));
 }
 
-void engine::arm_watchdog(const std::shared_ptr<job_run>& j, milliseconds limit) {
-    j->watchdog.expires_after(limit + milliseconds(watchdog_margin));
-    j->watchdog.async_wait([w = std::weak_ptr<job_run>(j)](error_code ec) {
-        if (ec) return;
-        if (auto job = w.lock()) job->request_stop(stop_reason::timeout);
-    });
+// The command's time limit counts from its start event: time spent getting the
+// request through (refusals, retries, a slow handshake) is the service's, and the
+// API bounds it on its own. The watchdog is our last word if envd never ends the
+// stream: limit + watchdog_margin after the start.
+std::function<void(std::uint32_t)> engine::watchdog_from_start(const std::shared_ptr<job_run>& j,
+                                                              milliseconds limit) {
+    return [w = std::weak_ptr<job_run>(j), limit](std::uint32_t) {
+        auto job = w.lock();
+        if (!job) return;
+        job->watchdog.expires_after(limit + milliseconds(watchdog_margin));
+        job->watchdog.async_wait([w](error_code ec) {
+            if (ec) return;
+            if (auto stopped = w.lock()) stopped->request_stop(stop_reason::timeout);
+        });
+    };
 }
 
 // ---- outcomes ------------------------------------------------------------------------------
@@ -253,7 +262,7 @@ asio::awaitable<step> engine::phases(std::shared_ptr<job_run> j) {
 // ---- create ------------------------------------------------------------------------------------
 
 asio::awaitable<step> engine::create(std::shared_ptr<job_run> j) {
-    j->current = phase::create;
+    enter(*j, phase::create);
     const auto t_create = clock::now();
     const step s = co_await create_sandbox(j);
     j->r.timings.create += since(t_create);
@@ -356,7 +365,7 @@ asio::awaitable<void> engine::kill_lost(std::shared_ptr<job_run> j, std::map<std
 // ---- upload, install, run, download ---------------------------------------------------------------
 
 asio::awaitable<step> engine::upload(std::shared_ptr<job_run> j) {
-    j->current = phase::upload;
+    enter(*j, phase::upload);
     if (j->stop != stop_reason::none) co_return step::failed;
     // Every file in one request (a copy: a retried attempt uploads them again).
     std::vector<e2b::upload_file> files;
@@ -374,7 +383,7 @@ asio::awaitable<step> engine::upload(std::shared_ptr<job_run> j) {
 }
 
 asio::awaitable<step> engine::install(std::shared_ptr<job_run> j) {
-    j->current = phase::install;
+    enter(*j, phase::install);
     std::string command = "pip install";
     for (const auto& d : cfg_.e2b.dependencies) command += " " + shell_quote(d);
     j->log_both("[genesis-launch] $ " + command + "\n");
@@ -391,12 +400,11 @@ asio::awaitable<step> engine::install(std::shared_ptr<job_run> j) {
         err.append(b);
     };
     const milliseconds limit(cfg_.e2b.install_timeout);
-    arm_watchdog(j, limit);
     e2b::sandbox_handle sb = *j->sandbox;
     std::string cwd(home_dir);
     std::map<std::string, std::string> envs;
     std::optional<milliseconds> timeout = limit;
-    auto ran = co_await api_->run(sb, command, cwd, envs, timeout, on_out, on_err);
+    auto ran = co_await api_->run(sb, command, cwd, envs, timeout, on_out, on_err, watchdog_from_start(j, limit));
     j->watchdog.cancel();
     if (j->stop != stop_reason::none) co_return step::failed;
 
@@ -425,7 +433,7 @@ asio::awaitable<step> engine::install(std::shared_ptr<job_run> j) {
 }
 
 asio::awaitable<step> engine::run_evaluator(std::shared_ptr<job_run> j) {
-    j->current = phase::run;
+    enter(*j, phase::run);
     const prepared_job& job = j->ctx->job;
     std::string command = "mkdir -p results && exec python";
     for (const auto& arg : evaluator_arguments("evaluate.py", j->program_target, std::string(results_folder),
@@ -444,13 +452,13 @@ asio::awaitable<step> engine::run_evaluator(std::shared_ptr<job_run> j) {
         sink->err_log.write(b);
         if (sink->err) sink->err->write(b);
     };
-    arm_watchdog(j, j->eval_limit);
     const auto t_run = clock::now();
     e2b::sandbox_handle sb = *j->sandbox;
     std::string cwd(home_dir);
     std::map<std::string, std::string> envs;
     std::optional<milliseconds> timeout = j->eval_limit;
-    auto ran = co_await api_->run(sb, command, cwd, envs, timeout, on_out, on_err);
+    auto ran = co_await api_->run(sb, command, cwd, envs, timeout, on_out, on_err,
+                                  watchdog_from_start(j, j->eval_limit));
     j->watchdog.cancel();
     j->r.timings.run += since(t_run);
     record_output(j->r, *j->out, *j->err);

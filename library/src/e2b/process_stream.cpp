@@ -77,8 +77,8 @@ std::optional<process_event> parse_process_event(const json::value& message, std
     return out;
 }
 
-process_stream::process_stream(output on_stdout, output on_stderr)
-    : on_stdout_(std::move(on_stdout)), on_stderr_(std::move(on_stderr)) {}
+process_stream::process_stream(output on_stdout, output on_stderr, std::function<void(std::uint32_t)> on_start)
+    : on_stdout_(std::move(on_stdout)), on_stderr_(std::move(on_stderr)), on_start_(std::move(on_start)) {}
 
 void process_stream::feed(std::string_view bytes) {
     if (!error_.empty()) return;
@@ -114,7 +114,11 @@ void process_stream::handle(const envelope& frame) {
         return;
     }
     switch (event->t) {
-    case process_event::type::start: pid_ = event->pid; break;
+    case process_event::type::start:
+        if (pid_) break;  // only the first start event counts
+        pid_ = event->pid;
+        if (on_start_) on_start_(*pid_);
+        break;
     case process_event::type::data:
         if (!event->stdout_bytes.empty() && on_stdout_) on_stdout_(event->stdout_bytes);
         if (!event->stderr_bytes.empty() && on_stderr_) on_stderr_(event->stderr_bytes);

@@ -40,11 +40,13 @@ public:
     virtual boost::asio::awaitable<api_result<std::vector<dir_entry>>> list_dir(sandbox_handle sb, std::string path,
                                                                                 std::uint32_t depth) = 0;
     // `/bin/bash -l -c <command_line>`; a non-zero exit is not an error (run_result).
+    // on_start is called when the command starts: its time limit counts from there.
     virtual boost::asio::awaitable<api_result<run_result>> run(sandbox_handle sb, std::string command_line,
                                                                std::string cwd, std::map<std::string, std::string> envs,
                                                                std::optional<std::chrono::milliseconds> timeout,
                                                                std::function<void(std::string_view)> on_stdout,
-                                                               std::function<void(std::string_view)> on_stderr) = 0;
+                                                               std::function<void(std::string_view)> on_stderr,
+                                                               std::function<void(std::uint32_t)> on_start) = 0;
 
     // Aborts every call in flight (they fail with kind::cancelled); the API stays usable.
     virtual void close() = 0;
