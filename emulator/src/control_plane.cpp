@@ -345,7 +345,7 @@ response set_timeout(emulator_state& st, const request& req, const std::string& 
     if (auto* err = std::get_if<response>(&parsed)) return std::move(*err);
     auto timeout = int_field(std::get<json::object>(parsed), "timeout");
     if (!timeout) return error_response(req, 400, "validation error: property \"timeout\" is missing");
-    // Negative means now; above the maximum is clamped silently (spec §10.7).
+    // Negative means now; above the maximum is clamped silently (docs/e2b-wire.md, "Re-time").
     auto seconds = std::clamp<std::int64_t>(*timeout, 0, st.options.max_timeout_seconds);
     if (!st.sandboxes.set_timeout(id, std::chrono::seconds(seconds))) return not_found_sandbox(req, id);
     return no_content(req);

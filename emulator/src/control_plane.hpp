@@ -1,5 +1,5 @@
-// control_plane.hpp - the E2B REST API (spec §2): sandboxes create / kill /
-// timeout / get / list / connect, and GET /health.
+// control_plane.hpp - the E2B REST API: sandboxes create / kill / timeout / get /
+// list / connect, and GET /health (docs/e2b-wire.md, "Control plane").
 #pragma once
 
 #include "emulator.hpp"

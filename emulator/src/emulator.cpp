@@ -235,8 +235,9 @@ asio::awaitable<void> route_control(std::shared_ptr<emulator_state> st, request&
 
 // ---- envd ------------------------------------------------------------------
 
-// The answers of E2B's edge proxy (spec §3.4). Built outside coroutines: GCC 12
-// mis-compiles braced initializers holding string literals inside a coroutine.
+// The answers of E2B's edge proxy (docs/e2b-wire.md, "Edge proxy answers"). Built
+// outside coroutines: GCC 12 mis-compiles braced initializers holding string
+// literals inside a coroutine.
 response proxy_error(const request& req, http::status status, const json::object& body) {
     return make_response(req, status, json::serialize(body));
 }
@@ -276,7 +277,7 @@ asio::awaitable<void> route_envd(std::shared_ptr<emulator_state> st, envd_target
     count_request(*st, endpoint.empty() ? "envd.unknown" : endpoint);
     co_await apply_latency(*st, endpoint);
 
-    // What E2B's edge proxy answers before envd is reached (spec §3.4).
+    // What E2B's edge proxy answers before envd is reached (docs/e2b-wire.md, "Edge proxy answers").
     if (target.missing_header) {
         co_await out.send(make_response(req, http::status::bad_request, "missing header", "text/plain; charset=utf-8"));
         co_return;

@@ -1,5 +1,6 @@
 // envd's plain-HTTP endpoints (GET /health, POST /files, GET /files), the
-// dispatcher for every envd request, and the access-token rules (spec §3.2, §4).
+// dispatcher for every envd request, and the access-token rules
+// (docs/e2b-wire.md, "envd access" and "envd files").
 #include "envd.hpp"
 #include "sandbox_runtime.hpp"
 
@@ -76,7 +77,7 @@ std::optional<std::string> param(const std::map<std::string, std::string>& q, co
     return it->second;
 }
 
-// --- authorization of /files (§3.2) ---
+// --- authorization of /files (docs/e2b-wire.md, "Access token") ---
 
 std::string sha256_base64_raw(std::string_view text) {
     unsigned char md[EVP_MAX_MD_SIZE];

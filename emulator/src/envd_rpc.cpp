@@ -1,7 +1,8 @@
-// envd's Connect RPCs with the JSON codec (spec §5-7): process.Process (Start
-// and Connect streams, List, SendSignal, SendInput, CloseStdin) and
-// filesystem.Filesystem (Stat, ListDir, MakeDir, Remove, Move), plus the
-// per-sandbox process table and its teardown.
+// envd's Connect RPCs with the JSON codec: process.Process (Start and Connect
+// streams, List, SendSignal, SendInput, CloseStdin) and filesystem.Filesystem
+// (Stat, ListDir, MakeDir, Remove, Move), plus the per-sandbox process table and
+// its teardown. The protocol: docs/e2b-wire.md, "Connect", "process.Process" and
+// "filesystem.Filesystem".
 #include "envd.hpp"
 #include "faults.hpp"
 #include "sandbox_runtime.hpp"
@@ -44,7 +45,7 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
-constexpr std::size_t max_data_event = 32 * 1024;     // §6.3 item 7.2
+constexpr std::size_t max_data_event = 32 * 1024;     // docs/e2b-wire.md, "Events"
 constexpr std::chrono::seconds default_keepalive{90};  // without Keepalive-Ping-Interval
 constexpr std::chrono::seconds end_retention{30};      // exited processes stay visible to Connect
 
@@ -122,7 +123,7 @@ bool is_json_content(std::string_view content_type, std::string_view expected) {
                       [](char a, char b) { return std::tolower(a) == std::tolower(b); });
 }
 
-// The RPC user from Basic auth (§3.2). Empty when fine, else the unauthenticated message.
+// The RPC user from Basic auth (docs/e2b-wire.md, "User"). Empty when fine, else the unauthenticated message.
 std::string basic_user_error(const request& req) {
     auto it = req.find(http::field::authorization);
     if (it == req.end()) return {};
@@ -289,7 +290,7 @@ json::object data_event(std::string_view stream, std::string_view bytes) {
 
 json::object keepalive_event() { return event_message("keepalive", {}); }
 
-// §6.3 item 8: zero values omitted, as Go's protojson does.
+// docs/e2b-wire.md, "JSON mapping": zero values omitted, as Go's protojson does.
 json::object end_event(const exit_report& r) {
     json::object end;
     if (r.exit_code != 0) end["exitCode"] = r.exit_code;
@@ -624,8 +625,9 @@ std::string join_view(const std::string& dir, const std::string& name) {
     return dir == "/" ? "/" + name : dir + "/" + name;
 }
 
-// EntryInfo for `name` in `dirfd`, shown at sandbox path `view` (§7). A symlink
-// reports its target's type and mode, and the target path when it resolves.
+// EntryInfo for `name` in `dirfd`, shown at sandbox path `view`
+// (docs/e2b-wire.md, "filesystem.Filesystem"). A symlink reports its target's
+// type and mode, and the target path when it resolves.
 std::optional<json::object> entry_info(const sandbox& sb, int dirfd, const std::string& name, const std::string& view) {
     struct stat st {};
     if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return std::nullopt;

@@ -507,7 +507,7 @@ std::vector<std::string> bubblewrap_args(const sandbox& sb, const fs::path& stat
     return a;
 }
 
-// §6.3 item 5: envd's base variables, then the template's, the sandbox's, the request's.
+// docs/e2b-wire.md, "Start behaviour": envd's base variables, then the template's, the sandbox's, the request's.
 std::vector<std::string> sandbox_environment(const sandbox& sb, const process_spec& spec) {
     std::map<std::string, std::string> vars{
         {"PATH", "/opt/e2b/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},

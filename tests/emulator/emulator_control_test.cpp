@@ -261,7 +261,8 @@ TEST_F(EmulatorControl, CreateGetListSetTimeoutKill) {
 
     auto other = create(R"({"templateID":"base","metadata":{"job":"other"}})");
 
-    // Metadata filters exactly as the JS SDK encodes them (three layers, spec §2.7).
+    // Metadata filters exactly as the JS SDK encodes them
+    // (three layers: docs/e2b-wire.md, "List and the metadata filter").
     auto by_job = call(http::verb::get, "/v2/sandboxes?metadata=job%3Ddemo-42");
     ASSERT_EQ(by_job.status(), 200);
     ASSERT_EQ(by_job.body_json().as_array().size(), 1u);

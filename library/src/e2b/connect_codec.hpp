@@ -75,7 +75,7 @@ std::optional<end_stream_message> parse_end_stream(std::string_view payload, std
 std::optional<connect_error> parse_error_body(std::string_view body);
 std::string encode_error_body(const connect_error& error);
 
-// Code <-> HTTP status (§5.2). Unknown codes map to 500.
+// Code <-> HTTP status (docs/e2b-wire.md, "Connect status table"). Unknown codes map to 500.
 int http_status_for_code(std::string_view code);
 // What a client derives from a non-200 status without a Connect error body:
 // 400 internal, 401 unauthenticated, 403 permission_denied, 404 unimplemented,

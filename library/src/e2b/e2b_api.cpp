@@ -257,7 +257,7 @@ asio::awaitable<api_result<sandbox_handle>> api::create(std::string template_id,
         auto res = co_await control_call(bhttp::verb::post, std::move(target), std::move(body), context, policy);
         if (!res) co_return result_t::failure(std::move(*res.error));
         if (!legacy && (res->status == 404 || res->status == 405)) {
-            legacy = true;  // an API without POST /v2/sandboxes (§12)
+            legacy = true;  // an API without POST /v2/sandboxes (docs/e2b-wire.md, "Create")
             continue;
         }
         if (!success_status(res->status))
@@ -446,7 +446,7 @@ asio::awaitable<api_result<bool>> api::health(sandbox_handle sb) {
 }
 
 asio::awaitable<api_error> api::explain_broken_stream(const sandbox_handle& sb, api_error error) {
-    // A stream that broke is a network blip or a dead sandbox: ask envd (§6.4).
+    // A stream that broke is a network blip or a dead sandbox: ask envd (docs/e2b-wire.md, "How the SDKs wait").
     auto alive = co_await health(sb);
     if (alive && !*alive) {
         error.k = api_error::kind::sandbox_gone;

@@ -173,7 +173,7 @@ std::string signal_body(std::uint32_t pid, signal_kind sig) {
     return json::serialize(o);
 }
 
-// StartRequest of `/bin/bash -l -c <command>` as the SDKs send it (§6.4).
+// StartRequest of `/bin/bash -l -c <command>` as the SDKs send it (docs/e2b-wire.md, "Start request").
 std::string start_request_body(const std::string& command, const std::string& cwd,
                                const std::map<std::string, std::string>& envs) {
     json::array args;
