@@ -320,7 +320,7 @@ const std::vector<launcher_key> table = {
      [](R r, N v, K k, C c) { c.e2b.cpus = optional_int(r, v, k); }},
     {"job_config.create_rate", e2b, "number > 0", "1.0", "sandbox creations per second per launcher",
      [](R r, N v, K k, C c) { c.e2b.create_rate = r.number_of(v, k); }},
-    {"job_config.max_retries", e2b, "integer 1–100", "5", "attempts per request for transient failures",
+    {"job_config.max_retries", e2b, "integer 1–100", "5", "attempts per request for transient failures (and at most 120 s of retrying per request)",
      [](R r, N v, K k, C c) { c.e2b.max_retries = bounded_int(r, v, k, max_retries_limit); }},
     {"job_config.retry_vanished", e2b, "bool", "`true`",
      "retry a job whose sandbox vanishes or whose command stream breaks on a new sandbox (up to 3 per job)",

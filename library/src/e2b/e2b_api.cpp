@@ -196,7 +196,8 @@ asio::awaitable<api_result<http::response>> api::perform(http::origin o, http::r
                 if (co_await cancelled(generation)) co_return result_t::failure(cancelled_error(context));
                 continue;
             }
-            error.message += " (gave up after " + std::to_string(retries.attempts()) + " attempts)";
+            error.message += " (gave up after " + std::to_string(retries.attempts()) + " attempts: " +
+                             retries.gave_up_because() + ")";
         }
         error.retry_after = retry_after;
         co_return result_t::failure(std::move(error));

@@ -317,7 +317,11 @@ asio::awaitable<step> engine::create_sandbox(std::shared_ptr<job_run> j) {
                 // Creates still in flight count too: their sandboxes may hold the slots already.
                 job_log(log_level::debug, *j, "create refused (" + e.message + "); waiting for a sandbox to end");
                 last_problem = std::move(verdict.message);
-                co_await wait_for_slot(backoff.maximum);
+                {
+                    const auto waiting = clock::now();
+                    co_await wait_for_slot(backoff.maximum);
+                    retry.exclude(clock::now() - waiting);  // waiting for a slot is not retrying
+                }
                 if (j->stop != stop_reason::none) co_return step::failed;
                 continue;
             case action::look_up_lost:
@@ -332,8 +336,8 @@ asio::awaitable<step> engine::create_sandbox(std::shared_ptr<job_run> j) {
         auto delay = retry.next_delay(e.retry_after);
         if (!delay)
             co_return fail(*j, outcome::infra_error,
-                           "could not create a sandbox after " + std::to_string(retry.attempts()) +
-                               " attempts: " + last_problem);
+                           "could not create a sandbox after " + std::to_string(retry.attempts()) + " attempts (" +
+                               retry.gave_up_because() + "): " + last_problem);
         job_log(log_level::info, *j,
                 "create failed (" + last_problem + "); trying again in " + seconds_text(*delay));
         co_await sleep_for(*delay);

@@ -22,10 +22,16 @@ std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view valu
     return std::chrono::milliseconds(seconds * 1000);
 }
 
-std::optional<std::chrono::milliseconds> retry_state::next_delay(std::optional<std::chrono::milliseconds> retry_after) {
-    if (attempts_ >= params_.max_attempts) return std::nullopt;
-    if (retry_after && *retry_after > params_.max_retry_after) return std::nullopt;
-    ++attempts_;
+std::optional<std::chrono::milliseconds> retry_state::next_delay(std::optional<std::chrono::milliseconds> retry_after,
+                                                                 clock::time_point now) {
+    if (attempts_ >= params_.max_attempts) {
+        gave_up_ = "the attempts are spent";
+        return std::nullopt;
+    }
+    if (retry_after && *retry_after > params_.max_retry_after) {
+        gave_up_ = "the server asked for a longer wait than allowed";
+        return std::nullopt;
+    }
     // Truncated exponential ceiling: initial * multiplier^(n-1), at most `maximum`.
     ceiling_ = ceiling_.count() == 0
                    ? params_.initial
@@ -37,6 +43,11 @@ std::optional<std::chrono::milliseconds> retry_state::next_delay(std::optional<s
     std::chrono::milliseconds delay(pick(*rng_));
     // The server's word is a lower bound.
     if (retry_after) delay = std::max(delay, *retry_after);
+    if (params_.time_budget.count() > 0 && (now - start_) + delay > params_.time_budget) {
+        gave_up_ = "the time budget is spent";
+        return std::nullopt;
+    }
+    ++attempts_;
     return delay;
 }
 
