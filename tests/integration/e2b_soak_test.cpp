@@ -100,6 +100,27 @@ bool loses_an_attempt(const emu::fault_event& e, const std::set<std::string>& va
     return e.label == "vanish" && vanished_ids.count(e.sandbox_id) > 0;
 }
 
+// The launcher's log: "<message> (+<seconds since the log began>)" lines.
+class timed_log {
+public:
+    void add(std::string_view message) {
+        const double at = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+        char stamp[32];
+        std::snprintf(stamp, sizeof stamp, " (+%.3f s)\n", at);
+        std::lock_guard lock(m_);
+        text_.append(message).append(stamp);
+    }
+    std::string text() const {
+        std::lock_guard lock(m_);
+        return text_;
+    }
+
+private:
+    const std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
+    mutable std::mutex m_;
+    std::string text_;
+};
+
 // The launcher's log lines about one job, each on an indented line of its own.
 std::string job_log_lines(const std::string& log, const std::string& id) {
     std::string lines;
@@ -158,21 +179,10 @@ TEST(E2bSoak, EveryFaultAtOnceEveryJobClassifiedInTimeNothingLeaked) {
     // GENESIS_SOAK_DEBUG=1 logs each job's phases: a hang report then shows where the jobs stopped.
     const bool debug = env_int("GENESIS_SOAK_DEBUG", 0) != 0;
     auto& l = h.make(cfg);
-    std::mutex log_mutex;
-    std::string log_text;  // "job <id>: <message> (+<seconds since the first submit>)" lines
-    const auto log_t0 = std::chrono::steady_clock::now();
+    // Shared with the logger, which the harness's launcher outlives this frame with.
+    auto launcher_log = std::make_shared<timed_log>();
     l.set_logger(gl::logger{debug ? gl::log_level::debug : gl::log_level::info,
-                            [&](gl::log_level, std::string_view message) {
-                                const double at = std::chrono::duration<double>(std::chrono::steady_clock::now() - log_t0).count();
-                                char stamp[32];
-                                std::snprintf(stamp, sizeof stamp, " (+%.3f s)\n", at);
-                                std::lock_guard lock(log_mutex);
-                                log_text.append(message).append(stamp);
-                            }});
-    auto soak_log = [&] {
-        std::lock_guard lock(log_mutex);
-        return log_text;
-    };
+                            [launcher_log](gl::log_level, std::string_view message) { launcher_log->add(message); }});
 
     auto launcher_cpu = [&h] {
         std::promise<double> p;
@@ -213,7 +223,7 @@ TEST(E2bSoak, EveryFaultAtOnceEveryJobClassifiedInTimeNothingLeaked) {
             std::lock_guard lock(m);
             for (const auto& [id, r] : results) done.insert(id);
         }
-        const auto log = soak_log();
+        const auto lines = launcher_log->text();
         const auto faults = h.emulator().on_thread([](emu::emulator& x) { return x.state().fault_log; });
         std::string report;
         int shown = 0;
@@ -224,7 +234,7 @@ TEST(E2bSoak, EveryFaultAtOnceEveryJobClassifiedInTimeNothingLeaked) {
             report += "\n" + id + ":";
             for (const auto& f : faults)
                 if (f.job == id) report += " " + f.label + "@" + f.endpoint;
-            report += job_log_lines(log, id);
+            report += job_log_lines(lines, id);
         }
         ADD_FAILURE() << remaining.load() << " jobs hang; the first of them:" << report;
         l.shutdown();  // ends them (their handlers use this frame's locals)
@@ -340,7 +350,7 @@ TEST(E2bSoak, EveryFaultAtOnceEveryJobClassifiedInTimeNothingLeaked) {
                     static_cast<long long>(t.queued.count()), static_cast<long long>(t.create.count()),
                     static_cast<long long>(t.setup.count()), static_cast<long long>(t.run.count()),
                     static_cast<long long>(t.download.count()), static_cast<long long>(t.cleanup.count()),
-                    debug ? job_log_lines(soak_log(), slowest_job).c_str() : "");
+                    debug ? job_log_lines(launcher_log->text(), slowest_job).c_str() : "");
     }
     std::printf("[ soak     ] wall %.1f s; CPU: launcher thread %.1f s, test process %.1f s (launcher + emulator), "
                 "reaped child processes %.1f s\n",

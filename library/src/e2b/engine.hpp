@@ -262,12 +262,14 @@ private:
     void job_log(log_level level, const job_run& j, const std::string& message) const {
         if (log_ && log_->enabled(level)) log_->log(level, "job " + j.ctx->job.job_id + ": " + message);
     }
-    // The job moves on to phase p (a debug line tells where each job is).
+    // The job moves on to phase p (a debug line tells where each job is; the text
+    // is only built when debug lines are wanted).
     void enter(job_run& j, phase p) const {
         j.current = p;
-        if (log_ && log_->enabled(log_level::debug))
-            log_->log(log_level::debug, "job " + j.ctx->job.job_id + ": " + std::string(phase_name(p)) +
-                                            (j.r.sandbox_id.empty() ? std::string() : " (sandbox " + j.r.sandbox_id + ")"));
+        if (!log_ || !log_->enabled(log_level::debug)) return;
+        std::string where(phase_name(p));
+        if (!j.r.sandbox_id.empty()) where += " (sandbox " + j.r.sandbox_id + ")";
+        job_log(log_level::debug, j, where);
     }
 
     std::optional<std::string> prepare_local(job_run& j);
