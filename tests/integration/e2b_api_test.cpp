@@ -13,6 +13,7 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -885,6 +886,33 @@ TEST_F(HttpClient, IdleConnectionsAreClosedAndCloseAllLetsTheIoContextFinish) {
     io_.restart();
     io_.run_for(5s);
     EXPECT_LT(steady::now() - t1, 1s) << "close_all() left work pending";
+}
+
+// However many requests need a new connection at once, no more than the opening
+// limit are opened (connect + TLS handshake) at a time; the others wait their turn.
+TEST_F(HttpClient, ConnectionsAreOpenedAFewAtATime) {
+    constexpr int requests = 6;
+    std::vector<scripted_server::script> scripts(requests, answer_two);
+    scripted_server server(scripts);
+    http::client client(io_.get_executor());
+    client.set_pool_limits(0, 1s);  // every request on a connection of its own
+    client.set_opening_limit(2);
+    const auto o = origin_of(server.url());
+    auto all = [&]() -> asio::awaitable<int> {
+        using namespace asio::experimental::awaitable_operators;
+        int ok = 0;
+        auto one = [&]() -> asio::awaitable<void> {
+            auto r = co_await client.send(o, get());
+            if (r.ok() && r.res.body == "two") ++ok;
+        };
+        co_await (one() && one() && one() && one() && one() && one());
+        co_return ok;
+    };
+    EXPECT_EQ(await(all()), requests);
+    const auto stats = client.stats();
+    EXPECT_EQ(stats.connects, static_cast<std::size_t>(requests));
+    EXPECT_EQ(stats.peak_opening, 2u);
+    EXPECT_GE(stats.opening_waits, 1u);
 }
 
 TEST_F(HttpClient, ConnectionRefusedIsNotSent) {

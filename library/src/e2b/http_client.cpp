@@ -260,7 +260,73 @@ struct client::impl : std::enable_shared_from_this<impl> {
         sweep_timer.cancel();
     }
 
+    // ---- opening slots (default_max_opening) ----
+
+    // A request waiting for its turn to open a connection.
+    struct opening_turn {
+        explicit opening_turn(executor_type e) : timer(std::move(e), steady::time_point::max()) {}
+        asio::steady_timer timer;
+        bool granted = false;
+    };
+    std::size_t opening = 0;  // connections being opened now (slots taken)
+    std::size_t max_opening = default_max_opening;
+    std::deque<opening_turn*> opening_queue;  // oldest first
+
+    // Held while one connection is being opened; its destructor hands the slot to
+    // the oldest waiter (or frees it).
+    class opening_slot {
+    public:
+        explicit opening_slot(impl* owner) : owner_(owner) {}
+        ~opening_slot() {
+            if (owner_) owner_->release_opening();
+        }
+        opening_slot(const opening_slot&) = delete;
+        opening_slot& operator=(const opening_slot&) = delete;
+
+    private:
+        impl* owner_;
+    };
+
+    // True once a slot is this request's; false when it was cancelled (or the
+    // client closed) while it waited.
+    asio::awaitable<bool> acquire_opening() {
+        if (opening < max_opening && opening_queue.empty()) {
+            take_opening();
+            co_return true;
+        }
+        ++counters.opening_waits;
+        opening_turn turn(ex);
+        opening_queue.push_back(&turn);
+        struct dequeue {  // on every path, throwing included
+            impl& owner;
+            opening_turn& turn;
+            ~dequeue() {
+                if (!turn.granted) std::erase(owner.opening_queue, &turn);
+            }
+        } leave{*this, turn};
+        (void)co_await turn.timer.async_wait(use_tuple);
+        co_return turn.granted;
+    }
+
+    void take_opening() {
+        ++opening;
+        counters.peak_opening = std::max(counters.peak_opening, opening);
+    }
+
+    void release_opening() {
+        --opening;
+        while (opening < max_opening && !opening_queue.empty()) {
+            opening_turn* next = opening_queue.front();
+            opening_queue.pop_front();
+            next->granted = true;
+            take_opening();
+            next->timer.cancel();
+        }
+    }
+
     void close_all() {
+        // Requests waiting to open a connection give up (as cancelled).
+        for (auto* turn : std::exchange(opening_queue, {})) turn->timer.cancel();
         disarm_sweep();
         for (auto& [key, list] : idle)
             for (auto& c : list) c->close();
@@ -521,7 +587,13 @@ asio::awaitable<result> client::impl::run(std::shared_ptr<impl> self, origin o, 
             if (reused) {
                 ++self->counters.reused;
             } else {
-                result opened = co_await self->open(c.get(), o, label);
+                if (!co_await self->acquire_opening())
+                    co_return make_failure(failure::cancelled, asio::error::operation_aborted, label + ": cancelled");
+                result opened;
+                {
+                    impl::opening_slot slot(self.get());
+                    opened = co_await self->open(c.get(), o, label);
+                }
                 if (!opened.ok()) {
                     if (c->aborted || co_await coroutine_cancelled())
                         co_return make_failure(failure::cancelled, asio::error::operation_aborted, label + ": cancelled");
@@ -585,6 +657,10 @@ std::size_t client::idle_connections(const origin& o) const {
     return it == impl_->idle.end() ? 0 : it->second.size();
 }
 client_stats client::stats() const { return impl_->counters; }
+
+void client::set_opening_limit(std::size_t max_opening) {
+    impl_->max_opening = std::max<std::size_t>(max_opening, 1);
+}
 
 void client::set_pool_limits(std::size_t max_idle_per_origin, std::chrono::milliseconds idle_lifetime) {
     impl_->max_idle = max_idle_per_origin;

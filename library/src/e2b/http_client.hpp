@@ -111,6 +111,8 @@ struct client_stats {
     std::size_t connects = 0;  // connections established (TCP + TLS) since construction
     std::size_t reused = 0;    // requests that went over a pooled keep-alive connection
     std::size_t stale_retries = 0;  // transparent retries after a stale pooled connection failed
+    std::size_t opening_waits = 0;  // new connections that waited for a free opening slot
+    std::size_t peak_opening = 0;   // most connections being opened (connect + TLS handshake) at once
 };
 
 class client {
@@ -119,6 +121,12 @@ public:
 
     static constexpr std::size_t default_max_idle_per_origin = 8;
     static constexpr std::chrono::seconds default_idle_lifetime{60};
+    // Connections being opened at once (resolve, TCP connect, TLS handshake); the
+    // others wait their turn, and their timeouts start when it comes. A TLS
+    // handshake costs this thread's CPU: hundreds at once on one busy thread each
+    // take hundreds of times longer, time out together and are retried together,
+    // while a bounded number each finish in a few of their own lengths.
+    static constexpr std::size_t default_max_opening = 32;
 
     // Never throws. A CA file that cannot be loaded makes every TLS request fail
     // with failure::tls_config and a clear message; tls_error() reports it up front.
@@ -168,6 +176,8 @@ public:
     // Pool tuning (tests): idle connections kept per origin, and how long an idle
     // connection may stay in the pool.
     void set_pool_limits(std::size_t max_idle_per_origin, std::chrono::milliseconds idle_lifetime);
+    // Connections opened at once (at least 1; default_max_opening by default).
+    void set_opening_limit(std::size_t max_opening);
 
 private:
     struct impl;
