@@ -148,6 +148,12 @@ asio::awaitable<void> apply_latency(emulator_state& st, const std::string& endpo
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
 }
 
+// A "stall" fault: the request waits `after_ms` before it is handled.
+asio::awaitable<void> stall(emulator_state& st, const fault_rule& fault) {
+    asio::steady_timer timer(st.ex, std::chrono::milliseconds(fault.after_ms));
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+}
+
 // Destroys the sandbox `after_ms` from now, unless the emulator stops first.
 void schedule_vanish(const std::shared_ptr<emulator_state>& st, std::string id, int after_ms) {
     auto timer = std::make_shared<asio::steady_timer>(st->ex, std::chrono::milliseconds(after_ms));
@@ -208,6 +214,9 @@ asio::awaitable<void> route_control(std::shared_ptr<emulator_state> st, request&
     if (!endpoint.empty()) fault = take_fault(*st, endpoint, control_subject(*st, endpoint, req));
     const std::size_t logged = st->fault_log.size() - 1;  // this fault's fault_event (when one fired)
     if (!fault) {
+        co_await handle_control(*st, endpoint, req, out);
+    } else if (fault->kind == "stall") {
+        co_await stall(*st, *fault);
         co_await handle_control(*st, endpoint, req, out);
     } else if (fault->kind == "status") {
         co_await answer_status_fault(*fault, endpoint, req, out);
@@ -306,6 +315,14 @@ asio::awaitable<void> route_envd(std::shared_ptr<emulator_state> st, envd_target
         co_return;
     }
     if (fault && fault->kind == "cut_stream") st->pending_cuts[&req] = *fault;
+    if (fault && fault->kind == "stall") {
+        co_await stall(*st, *fault);
+        sb = st->sandboxes.find(target.sandbox_id);  // it may have ended meanwhile
+        if (!sb) {
+            co_await out.send(sandbox_not_found(req, target.sandbox_id));
+            co_return;
+        }
+    }
     try {
         co_await handle_envd(*st, sb, endpoint, req, out);
     } catch (...) {

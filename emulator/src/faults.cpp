@@ -13,7 +13,8 @@ namespace json = boost::json;
 
 namespace {
 
-constexpr std::array<std::string_view, 5> fault_kinds = {"status", "reset", "cut_stream", "lose_response", "vanish"};
+constexpr std::array<std::string_view, 6> fault_kinds = {"status", "reset", "cut_stream", "lose_response", "vanish",
+                                                         "stall"};
 constexpr std::array<std::string_view, 7> control_endpoints = {"create", "kill",    "set_timeout", "get",
                                                                "list",   "connect", "health"};
 
@@ -172,7 +173,7 @@ void reset_fault_budgets(emulator_state& st) {
 std::string validate_fault(const fault_rule& rule) {
     if (!plausible_endpoint(rule.endpoint)) return "unknown endpoint '" + rule.endpoint + "'";
     if (std::find(fault_kinds.begin(), fault_kinds.end(), rule.kind) == fault_kinds.end())
-        return "unknown kind '" + rule.kind + "' (status, reset, cut_stream, lose_response or vanish)";
+        return "unknown kind '" + rule.kind + "' (status, reset, cut_stream, lose_response, vanish or stall)";
     if (rule.kind == "status" && (rule.status < 400 || rule.status > 599))
         return "'status' must be an HTTP error status (400-599)";
     if (rule.retry_after && *rule.retry_after < 0) return "'retry_after' must be >= 0";

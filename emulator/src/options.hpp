@@ -34,6 +34,7 @@ struct fault_rule {
     // cut_stream   (process.start) send `after_events` events, then cut the connection
     // lose_response (create) create the sandbox, then reset instead of answering
     // vanish       (create) the sandbox is created and answered, then disappears after `after_ms`
+    // stall        hold the request `after_ms`, then answer it as usual (a slow service)
     std::string kind = "status";
     int status = 500;
     std::optional<int> retry_after;  // seconds, for 429
@@ -41,7 +42,7 @@ struct fault_rule {
     int skip = 0;                    // let this many matching requests through first
     int count = 1;                   // fire this many times; -1 = every time
     int after_events = 1;            // cut_stream
-    int after_ms = 0;                // vanish
+    int after_ms = 0;                // vanish, stall
     // Chance (0..1] that a matching request within the budget is hit; 1 = every one.
     // Rules below 1 share one draw per request from the seeded RNG (emulator_options::seed),
     // so each fires at its own rate independently of the rules listed before it.

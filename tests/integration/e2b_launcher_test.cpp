@@ -511,6 +511,35 @@ TEST_F(E2bLauncher, TimeoutStillDownloadsPartialResults) {
     finish(l);
 }
 
+// The time limit is a promise to the engine: a job stopped at its limit is reported
+// within kill_grace + a few seconds, however slow the service then is with the
+// results and the kill. The kill goes on after the result; shutdown() waits for it.
+TEST_F(E2bLauncher, ATimedOutJobIsReportedWithoutWaitingForASlowDownloadOrKill) {
+    emu::fault_rule slow_listing;
+    slow_listing.endpoint = "filesystem.list_dir";
+    slow_listing.kind = "stall";
+    slow_listing.after_ms = 30'000;
+    emu::fault_rule slow_kill;
+    slow_kill.endpoint = "kill";
+    slow_kill.kind = "stall";
+    slow_kill.after_ms = 15'000;
+    emulator_->set_faults({slow_listing, slow_kill});
+    auto cfg = config();
+    cfg.kill_grace = 1s;
+    auto& l = make(cfg);
+    auto s = spec("partial", program("good.py"), tmp_ / "partial.py");
+    s.timeout = 2s;
+    auto r = run(l, s);
+    EXPECT_EQ(emulator_->stat("killed"), 0) << "the result waited for the kill";
+    EXPECT_EQ(r.result, gl::outcome::timeout) << r.diagnostic;
+    EXPECT_THAT(r.diagnostic, HasSubstr("time limit of 2s exceeded"));
+    EXPECT_THAT(r.warnings, testing::Contains(HasSubstr("could not be fetched within 3s (job_config.kill_grace + 2s)")));
+    EXPECT_LT(r.timings.download, 15s);
+    finish(l);  // waits for the kill
+    EXPECT_EQ(emulator_->stat("killed"), 1);
+    EXPECT_EQ(emulator_->requests("create"), 1);
+}
+
 TEST_F(E2bLauncher, DestroyingTheLauncherCancelsJobsAndKillsTheirSandboxes) {
     auto cfg = config();
     auto l = gl::make_launcher(cfg, io_.get_executor());

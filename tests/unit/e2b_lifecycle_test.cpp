@@ -7,7 +7,11 @@
 #include "launcher_core.hpp"
 #include "test_support.hpp"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_future.hpp>
 #include <gmock/gmock.h>
@@ -87,6 +91,7 @@ public:
     }
     asio::awaitable<e2b::api_result<bool>> kill(std::string id) override {
         calls.push_back("kill " + id);
+        if (hold_kills) co_await held_back();
         co_return e2b::api_result<bool>::success(live.erase(id) > 0);
     }
     asio::awaitable<e2b::api_result<std::vector<e2b::sandbox_summary>>> list(
@@ -118,6 +123,10 @@ public:
     asio::awaitable<e2b::api_result<std::vector<e2b::dir_entry>>> list_dir(e2b::sandbox_handle, std::string path,
                                                                           std::uint32_t) override {
         calls.push_back("list_dir");
+        if (hold_listings) {
+            co_await held_back();
+            co_return e2b::api_result<std::vector<e2b::dir_entry>>::failure(error(kind::cancelled));
+        }
         if (!listings.empty()) {
             auto r = std::move(listings.front());
             listings.pop_front();
@@ -158,6 +167,21 @@ public:
 
     std::map<std::string, std::string> last_tags;
 
+    // A slow service: kills (or listings) are held until release(), or until the
+    // caller cancels them.
+    bool hold_kills = false;
+    bool hold_listings = false;
+    std::set<asio::steady_timer*> held;
+    asio::awaitable<void> held_back() {
+        asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::hours(1));
+        held.insert(&t);
+        co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+        held.erase(&t);
+    }
+    void release() {
+        for (auto* t : held) t->cancel();
+    }
+
     // Calls made for the job, up to its result (shutdown's sweep comes after).
     std::vector<std::string> job_calls;
 
@@ -181,22 +205,37 @@ protected:
         genesis_test::write_file(tmp_ / "candidate.py", "x = 1\n");
     }
 
-    // Runs one job to its end against the fake.
-    gl::job_result run_one() {
-        asio::io_context io;
+    detail::backend_factory factory() {
         e2b::backoff_params fast;
         fast.initial = 1ms;
         fast.maximum = 2ms;
-        auto factory = detail::e2b_backend_factory(
+        return detail::e2b_backend_factory(
             [this](asio::any_io_executor, const gl::launcher_config&) {
                 return std::unique_ptr<e2b::sandbox_api>(new forwarding(api_));
             },
             fast);
-        detail::launcher_core launcher(cfg_, io.get_executor(), factory);
+    }
+    gl::job_spec job() const {
         gl::job_spec job;
         job.program_path = tmp_ / "candidate.py";
         job.job_id = "job-1";
-        auto result = launcher.async_submit(job, asio::use_future);
+        return job;
+    }
+    // Runs `io` until `done()` (or 30 s: the bound only stops a hang).
+    template <class Done>
+    static void run_until(asio::io_context& io, Done done) {
+        const auto until = std::chrono::steady_clock::now() + 30s;
+        while (!done() && std::chrono::steady_clock::now() < until) {
+            if (io.stopped()) io.restart();
+            io.run_one_for(50ms);
+        }
+    }
+
+    // Runs one job to its end against the fake.
+    gl::job_result run_one() {
+        asio::io_context io;
+        detail::launcher_core launcher(cfg_, io.get_executor(), factory());
+        auto result = launcher.async_submit(job(), asio::use_future);
         std::future<void> down;
         io.run_for(30s);  // the job ends long before; the bound only stops a hang
         EXPECT_EQ(result.wait_for(0s), std::future_status::ready) << "the job did not end";
@@ -368,6 +407,49 @@ TEST_F(E2bLifecycle, TheEvaluatorsEndIsClassifiedByTheContract) {
     EXPECT_EQ(r.result, outcome::timeout);
     EXPECT_THAT(r.diagnostic, HasSubstr("exceeded; the evaluator was killed"));
     EXPECT_TRUE(r.correct);  // partial results are still downloaded
+}
+
+// The time limit is a promise to the engine: a slow kill is cleanup that goes on
+// after the result, and shutdown() waits for it before its sweep.
+TEST_F(E2bLifecycle, TheResultDoesNotWaitForASlowKillButShutdownDoes) {
+    api_.hold_kills = true;
+    asio::io_context io;
+    detail::launcher_core launcher(cfg_, io.get_executor(), factory());
+    auto result = launcher.async_submit(job(), asio::use_future);
+    run_until(io, [&] { return result.wait_for(0s) == std::future_status::ready; });
+    ASSERT_EQ(result.wait_for(0s), std::future_status::ready) << "the result waited for the kill";
+    auto r = result.get();
+    EXPECT_EQ(r.result, outcome::ok) << r.diagnostic;
+    EXPECT_EQ(api_.held.size(), 1u) << "the kill is still under way";
+    EXPECT_EQ(api_.live.count("sbx-1"), 1u);
+    EXPECT_GT(r.sandbox_seconds, 0.0);
+
+    auto down = launcher.async_shutdown(asio::use_future);
+    io.restart();
+    io.poll();
+    EXPECT_NE(down.wait_for(0s), std::future_status::ready) << "shutdown did not wait for the kill";
+    EXPECT_EQ(api_.calls.back(), "kill sbx-1") << "the sweep began before the kill ended";
+    api_.release();
+    run_until(io, [&] { return down.wait_for(0s) == std::future_status::ready; });
+    ASSERT_EQ(down.wait_for(0s), std::future_status::ready) << "shutdown did not end";
+    EXPECT_TRUE(api_.live.empty());
+    EXPECT_EQ(api_.calls.back(), "list");  // the sweep, after the kill
+}
+
+// An evaluator stopped at its limit: what it wrote is fetched within kill_grace + a
+// margin or not at all; the outcome stays `timeout` either way.
+TEST_F(E2bLifecycle, ATimedOutJobsResultDoesNotWaitForASlowDownload) {
+    cfg_.kill_grace = 0ms;
+    api_.hold_listings = true;
+    api_.evaluator_runs.push_back(e2b::api_result<e2b::run_result>::failure(error(kind::timeout, 0, "deadline")));
+    auto r = run_one();
+    EXPECT_EQ(r.result, outcome::timeout) << r.diagnostic;
+    EXPECT_THAT(r.diagnostic, HasSubstr("exceeded; the evaluator was killed"));
+    EXPECT_THAT(r.warnings, testing::Contains(HasSubstr("the results the evaluator wrote before its time limit could "
+                                                        "not be fetched within 2s (job_config.kill_grace + 2s)")));
+    EXPECT_TRUE(api_.held.empty()) << "the download was not stopped";
+    EXPECT_EQ(api_.count("kill sbx-1"), 1);
+    EXPECT_EQ(api_.count("create"), 1) << "a timed-out job is not run again";
 }
 
 TEST_F(E2bLifecycle, InstallFailuresAndTimeoutsAreSetupFailures) {

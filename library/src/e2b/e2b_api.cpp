@@ -47,7 +47,23 @@ constexpr int max_list_pages = 1000;
 // Time allowed on top of a command's own deadline before the call gives up
 // locally (envd normally ends the stream at the deadline itself).
 milliseconds local_margin(milliseconds timeout) {
-    return std::clamp(timeout / 4, milliseconds(500), milliseconds(5000));
+    return std::clamp(timeout / 4, milliseconds(500), milliseconds(2000));
+}
+
+// The SIGKILL sent to a command that outlived its local deadline is awaited this
+// long at most: the sandbox's kill follows anyway, and the job's result is due.
+constexpr milliseconds kill_signal_wait{1000};
+
+// A command's local deadline: `limit` after its start event, or after the request
+// when no start event has come by then. The timer starts armed for the latter.
+asio::awaitable<void> local_deadline_wait(asio::steady_timer& timer, std::shared_ptr<process_stream> reader,
+                                          milliseconds limit) {
+    for (;;) {
+        co_await timer.async_wait(asio::use_awaitable);  // throws when cancelled
+        const auto started = reader->started_at();
+        if (!started || *started + limit <= std::chrono::steady_clock::now()) co_return;
+        timer.expires_at(*started + limit);
+    }
 }
 
 // Removes the entry for a sleeping timer from api::sleeping_ on every exit path.
@@ -478,7 +494,7 @@ asio::awaitable<api::run_attempt> api::run_once(sandbox_handle sb, http::request
         try {
             asio::steady_timer timer(http_->get_executor(), *local_deadline);
             auto streaming = http_->stream(std::move(*o), std::move(req), std::move(sink));
-            auto winner = co_await (std::move(streaming) || timer.async_wait(asio::use_awaitable));
+            auto winner = co_await (std::move(streaming) || local_deadline_wait(timer, reader, *local_deadline));
             if (winner.index() == 0)
                 r = std::move(std::get<0>(winner));
             else
@@ -504,7 +520,7 @@ asio::awaitable<api::run_attempt> api::run_once(sandbox_handle sb, http::request
         out.may_still_run = true;
         out.error = make_error(api_error::kind::timeout, 504,
                                context + ": no result within " + std::to_string(local_deadline->count()) +
-                                   " ms (the command's time limit plus a margin)");
+                                   " ms of its start (the command's time limit plus a margin)");
         co_return out;
     }
     if (!r.ok()) {
@@ -580,8 +596,14 @@ asio::awaitable<api_result<run_result>> api::run(sandbox_handle sb, std::string 
                 continue;
             }
         }
-        // The command may still be running (a local deadline, a cut stream): stop it.
-        if (a.may_still_run && a.pid != 0) (void)co_await send_signal(sb, a.pid, signal_kind::sigkill);
+        // The command may still be running (a local deadline, a cut stream): stop it,
+        // without waiting long on a slow service.
+        if (a.may_still_run && a.pid != 0) {
+            using namespace asio::experimental::awaitable_operators;
+            asio::steady_timer limit(http_->get_executor(), kill_signal_wait);
+            (void)co_await (send_signal(sb, a.pid, signal_kind::sigkill) ||
+                            limit.async_wait(asio::as_tuple(asio::use_awaitable)));
+        }
         co_return result_t::failure(std::move(*a.error));
     }
 }

@@ -197,6 +197,8 @@ public:
     void feed(std::string_view bytes);
 
     bool started() const noexcept { return pid_.has_value(); }
+    // When the start event arrived (steady clock).
+    std::optional<std::chrono::steady_clock::time_point> started_at() const noexcept { return started_at_; }
     std::uint32_t pid() const noexcept { return pid_.value_or(0); }
     bool finished() const noexcept { return end_stream_.has_value(); }  // the end-stream frame arrived
     const std::optional<run_result>& end_event() const noexcept { return end_; }
@@ -216,6 +218,7 @@ private:
     std::function<void(std::uint32_t)> on_start_;
     envelope_decoder decoder_;
     std::optional<std::uint32_t> pid_;
+    std::optional<std::chrono::steady_clock::time_point> started_at_;
     std::optional<run_result> end_;
     std::optional<end_stream_message> end_stream_;
     std::string error_;
@@ -306,11 +309,14 @@ public:
     // event), not_found/http (e.g. bad cwd: invalid_argument → http 400).
     // Retried only before the `start` event, and only when nothing can have run.
     // After a local deadline or a cut stream on a live sandbox, the process is
-    // sent SIGKILL (best effort) before the error is returned.
+    // sent SIGKILL (best effort, awaited kill_signal_wait at most) before the error
+    // is returned.
     // `timeout` nullopt or 0 = no limit (only the stream_idle timeout then applies).
-    // The local deadline counts from each attempt's request; an attempt that passes
-    // it before the start event is a transport error (the command never ran as far
-    // as we know), not the command's timeout. on_start, if set, is called with the
+    // The local deadline is timeout + a margin after the start event; an attempt
+    // whose start event has not come that long after its request is a transport
+    // error (the command never ran as far as we know), not the command's timeout.
+    // A slow request (refusals, a slow handshake) so never shortens the command's
+    // own time. on_start, if set, is called with the
     // pid when the command starts (once: the start event of the attempt that ran).
     boost::asio::awaitable<api_result<run_result>> run(sandbox_handle sb, std::string command_line, std::string cwd,
                                                        std::map<std::string, std::string> envs,

@@ -100,13 +100,39 @@ namespace e2b {
 
 // ---- cleanup -----------------------------------------------------------------------------------
 
-asio::awaitable<void> engine::cleanup(std::shared_ptr<job_run> j) {
+// Ends an attempt: its sandbox is killed (cleanup), and the job's result waits for
+// that cleanup_wait at most. A slower kill (a busy or failing service) goes on after
+// the result: the time limit is a promise to the engine, the kill is our cleanup.
+asio::awaitable<void> engine::end_attempt(std::shared_ptr<job_run> j) {
+    if (!j->sandbox && !j->create_in_flight) co_return;
+    auto ticket = std::make_shared<cleanup_ticket>(asio::any_io_executor(strand_));
+    ++cleanups_;
+    asio::co_spawn(strand_, cleanup(j, ticket), [self = shared_from_this(), ticket](std::exception_ptr) {
+        ticket->finished = true;
+        ticket->done.cancel();
+        if (--self->cleanups_ == 0) self->cleanups_done_.cancel();
+    });
+    if (!ticket->finished) {
+        using namespace asio::experimental::awaitable_operators;
+        asio::steady_timer limit(strand_);
+        limit.expires_after(cleanup_wait);
+        co_await (ticket->done.async_wait(asio::as_tuple(asio::use_awaitable)) ||
+                  limit.async_wait(asio::as_tuple(asio::use_awaitable)));
+    }
+    if (ticket->finished) co_return;
+    ticket->detached = true;
+    job_log(log_level::info, *j,
+            "the sandbox's kill is still under way after " + seconds_text(cleanup_wait) +
+                "; the result does not wait for it (shutdown does)");
+}
+
+asio::awaitable<void> engine::cleanup(std::shared_ptr<job_run> j, std::shared_ptr<cleanup_ticket> ticket) {
     if (j->create_in_flight) {
         // Stopped while a create was in flight: it may have made a sandbox.
         auto tags = std::move(*j->create_in_flight);
         j->create_in_flight.reset();
         try {
-            co_await kill_lost(j, tags, j->create_sent);
+            co_await kill_lost(j, tags, j->create_sent, ticket);
         } catch (const std::exception&) {
         }
     }
@@ -115,6 +141,8 @@ asio::awaitable<void> engine::cleanup(std::shared_ptr<job_run> j) {
     const e2b::sandbox_handle gone = *j->sandbox;
     std::string id = gone.id;
     j->sandbox.reset();
+    // Billed until the kill; counted until it is asked for (the result may not wait for its answer).
+    j->r.sandbox_seconds += seconds_between(j->sandbox_since, t_cleanup);
     std::string problem;
     job_log(log_level::debug, *j, "killing sandbox " + id);
     try {
@@ -126,14 +154,13 @@ asio::awaitable<void> engine::cleanup(std::shared_ptr<job_run> j) {
     api_->forget(gone);
     --live_;
     slot_freed_.cancel();  // wakes creates waiting for a slot
-    j->r.sandbox_seconds += seconds_between(j->sandbox_since, clock::now());
-    j->r.timings.cleanup += since(t_cleanup);
+    if (!ticket->detached) j->r.timings.cleanup += since(t_cleanup);
     if (!problem.empty()) {
         unkilled_.insert(id);
         const std::string message = "could not kill sandbox " + id + " (" + problem +
                                     "); the shutdown sweep tries again, else it expires at the end of its lifetime";
         job_log(log_level::warning, *j, message);
-        j->r.warnings.push_back(message);
+        if (!ticket->detached) j->r.warnings.push_back(message);
     } else {
         job_log(log_level::debug, *j, "sandbox " + id + " killed");
     }

@@ -13,9 +13,11 @@
 #include "output_sink.hpp"
 #include "posix_io.hpp"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <cerrno>
 #include <chrono>
@@ -52,6 +54,12 @@ constexpr std::string_view evaluator_target = "/home/user/evaluate.py";
 // Our own watchdog fires this long after a command's limit (envd's deadline and
 // the API client's local deadline normally end the command first).
 constexpr auto watchdog_margin = 15s;
+// A job's result waits this long at most for its sandbox's kill; a slower kill goes
+// on after the result (shutdown() waits for it, the sweep catches what it missed).
+constexpr auto cleanup_wait = 2s;
+// An evaluator stopped at its time limit: what it wrote is fetched within
+// kill_grace + this, or not at all (the result is due, whatever the service does).
+constexpr auto results_margin = 2s;
 constexpr std::uint32_t listing_depth = 64;
 constexpr std::size_t pip_capture_bytes = 8 * 1024;
 
@@ -153,6 +161,14 @@ using e2b::stop_reason;
 enum class step { ok, failed, gone };
 enum class attempt_end { done, retry };
 
+// One attempt's cleanup, which may outlive the job's result.
+struct cleanup_ticket {
+    explicit cleanup_ticket(asio::any_io_executor ex) : done(std::move(ex), clock::time_point::max()) {}
+    asio::steady_timer done;  // cancelled when the cleanup ends
+    bool finished = false;
+    bool detached = false;  // the result went without it: it writes nothing into the job's result
+};
+
 struct upload_item {
     std::string target;  // absolute sandbox path
     std::string bytes;
@@ -224,9 +240,11 @@ public:
           run_tag_(cfg.e2b.run_tag.empty() ? "genesis-" + random_hex(16) : cfg.e2b.run_tag),
           pacer_(cfg.e2b.create_rate, clock::now()),
           gate_(strand),
-          slot_freed_(strand) {
+          slot_freed_(strand),
+          cleanups_done_(strand) {
         gate_.expires_at(clock::time_point::max());
         slot_freed_.expires_at(clock::time_point::max());
+        cleanups_done_.expires_at(clock::time_point::max());
     }
 
     void forget_logger() { log_ = nullptr; }
@@ -247,8 +265,10 @@ public:
     asio::awaitable<job_result> lifecycle(std::shared_ptr<job_run> j);
     asio::awaitable<void> sweep(std::string reason);
     // The sweep of drain(), after a start-up sweep still in progress.
+    // Kills still under way go first: the sweep then finds only what they missed.
     asio::awaitable<void> shutdown_sweep() {
         co_await wait_ready();
+        while (cleanups_ > 0) co_await cleanups_done_.async_wait(asio::as_tuple(asio::use_awaitable));
         co_await sweep("shutdown");
     }
     // After the shutdown sweep: closes pooled connections (and the pool's idle
@@ -278,12 +298,14 @@ private:
     asio::awaitable<step> create(std::shared_ptr<job_run> j);
     asio::awaitable<step> create_sandbox(std::shared_ptr<job_run> j);
     asio::awaitable<void> kill_lost(std::shared_ptr<job_run> j, std::map<std::string, std::string> tags,
-                                    clock::time_point sent);
+                                    clock::time_point sent, std::shared_ptr<cleanup_ticket> ticket = nullptr);
     asio::awaitable<step> upload(std::shared_ptr<job_run> j);
     asio::awaitable<step> install(std::shared_ptr<job_run> j);
     asio::awaitable<step> run_evaluator(std::shared_ptr<job_run> j);
     asio::awaitable<step> download(std::shared_ptr<job_run> j);
-    asio::awaitable<void> cleanup(std::shared_ptr<job_run> j);
+    asio::awaitable<step> download_after_timeout(std::shared_ptr<job_run> j);
+    asio::awaitable<void> end_attempt(std::shared_ptr<job_run> j);
+    asio::awaitable<void> cleanup(std::shared_ptr<job_run> j, std::shared_ptr<cleanup_ticket> ticket);
     asio::awaitable<void> startup_sweep();
     asio::awaitable<void> pace();
     asio::awaitable<void> wait_ready();
@@ -320,6 +342,11 @@ private:
     int live_ = 0;
     int creating_ = 0;
     asio::steady_timer slot_freed_;
+
+    // Cleanups (kills) still running, some after their job's result; the shutdown
+    // sweep waits for them (cleanups_done_ is cancelled when the last one ends).
+    int cleanups_ = 0;
+    asio::steady_timer cleanups_done_;
 };
 
 }  // namespace genesis::launch::detail::e2b

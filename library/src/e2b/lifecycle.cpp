@@ -201,7 +201,7 @@ asio::awaitable<attempt_end> engine::attempt(std::shared_ptr<job_run> j) {
     j->watchdog.cancel();
     const stop_reason stopped = j->stop;
 
-    co_await cleanup(j);  // on every path
+    co_await end_attempt(j);  // on every path
 
     if (stopped != stop_reason::none) {
         set_stopped(*j);
@@ -256,7 +256,37 @@ asio::awaitable<step> engine::phases(std::shared_ptr<job_run> j) {
     if (s != step::ok) co_return s;
     s = co_await run_evaluator(j);
     if (s != step::ok) co_return s;
+    if (j->r.result == outcome::timeout) co_return co_await download_after_timeout(j);
     co_return co_await download(j);
+}
+
+// The evaluator was stopped at its time limit, so the job's outcome is known and its
+// result is due: what the evaluator wrote is fetched within kill_grace +
+// results_margin, or the job ends without it (a warning says so). A lost sandbox
+// here does not run the job again either.
+asio::awaitable<step> engine::download_after_timeout(std::shared_ptr<job_run> j) {
+    using namespace asio::experimental::awaitable_operators;
+    const auto budget = milliseconds(cfg_.kill_grace) + milliseconds(results_margin);
+    const auto started = clock::now();
+    const std::string diagnostic = j->r.diagnostic;
+    asio::steady_timer limit(strand_);
+    limit.expires_after(budget);
+    auto ended = co_await (download(j) || limit.async_wait(asio::as_tuple(asio::use_awaitable)));
+    if (j->stop != stop_reason::none) co_return step::failed;
+    if (ended.index() == 0 && std::get<0>(ended) == step::ok) co_return step::ok;
+    const std::string why = ended.index() == 1
+                                ? "could not be fetched within " + seconds_text(budget) + " (job_config.kill_grace + " +
+                                      seconds_text(milliseconds(results_margin)) + ")"
+                                : "could not be fetched (" +
+                                      (j->gone_message.empty() ? j->r.diagnostic : j->gone_message) + ")";
+    j->r.result = outcome::timeout;
+    j->r.diagnostic = diagnostic;
+    j->gone_message.clear();
+    j->connection_broke = false;
+    j->r.timings.download += since(started);
+    j->r.warnings.push_back("the results the evaluator wrote before its time limit " + why);
+    job_log(log_level::info, *j, j->r.warnings.back());
+    co_return step::ok;
 }
 
 // ---- create ------------------------------------------------------------------------------------
@@ -345,23 +375,27 @@ asio::awaitable<step> engine::create_sandbox(std::shared_ptr<job_run> j) {
 }
 
 asio::awaitable<void> engine::kill_lost(std::shared_ptr<job_run> j, std::map<std::string, std::string> tags,
-                                        clock::time_point sent) {
+                                        clock::time_point sent, std::shared_ptr<cleanup_ticket> ticket) {
+    // After the job's result (a detached cleanup), only the log hears of it.
+    auto warn = [&](const std::string& message) {
+        if (!ticket || !ticket->detached) j->r.warnings.push_back(message);
+    };
     auto found = co_await api_->list(tags);
     if (!found) {
         const std::string message = "a sandbox creation got no answer and the sandboxes tagged for it could not be "
                                     "listed (" + found.error->message + "); the shutdown sweep will look again";
         job_log(log_level::warning, *j, message);
-        j->r.warnings.push_back(message);
+        warn(message);
         co_return;
     }
     for (const auto& s : *found) {
         std::string id = s.id;
         auto killed = co_await api_->kill(id);
-        j->r.sandbox_seconds += seconds_between(sent, clock::now());
+        if (!ticket || !ticket->detached) j->r.sandbox_seconds += seconds_between(sent, clock::now());
         const std::string message = "sandbox " + id + " was created without an answer reaching us; " +
                                     (killed ? "killed it" : "could not kill it (" + killed.error->message + ")");
         job_log(log_level::info, *j, message);
-        j->r.warnings.push_back(message);
+        warn(message);
         if (!killed) unkilled_.insert(id);
     }
 }

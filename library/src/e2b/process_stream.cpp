@@ -117,6 +117,7 @@ void process_stream::handle(const envelope& frame) {
     case process_event::type::start:
         if (pid_) break;  // only the first start event counts
         pid_ = event->pid;
+        started_at_ = std::chrono::steady_clock::now();
         if (on_start_) on_start_(*pid_);
         break;
     case process_event::type::data:
