@@ -1,5 +1,7 @@
 #include "launcher_core.hpp"
 
+#include "config/schema.hpp"
+
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/dispatch.hpp>
@@ -94,6 +96,8 @@ struct launcher_core::state : std::enable_shared_from_this<state> {
 
     std::optional<std::string> prepare(job_spec& spec, prepared_job& out) const {
         if (spec.program_path.empty()) return "job_spec.program_path is empty";
+        // Flags of the contract in extra_args, bad environment names, an E2B lifetime over 24 h.
+        if (auto why = config::job_spec_problem(cfg, spec)) return why;
         out.job_id = spec.job_id;
         out.program = absolute_or_empty(spec.program_path);
         out.evaluator = absolute_or_empty(spec.evaluator_path.empty() ? cfg.eval_program_path : spec.evaluator_path);

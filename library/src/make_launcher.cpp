@@ -4,6 +4,7 @@
 // pre-flight check of a run's files that the CLI and engines call before submitting.
 #include "genesis/launch/job_launcher.hpp"
 
+#include "config/schema.hpp"
 #include "e2b/e2b_backend.hpp"
 #include "launcher_core.hpp"
 #include "local/local_backend.hpp"
@@ -60,10 +61,14 @@ namespace {
 std::optional<std::string> input_problem(const fs::path& path) {
     std::error_code ec;
     const auto status = fs::status(path, ec);
-    if (ec || !fs::exists(status)) return std::string("not found");
+    if (ec || !fs::exists(status)) {
+        std::error_code link_ec;
+        if (fs::is_symlink(fs::symlink_status(path, link_ec))) return std::string("is a broken symbolic link");
+        return std::string("not found");
+    }
     if (fs::is_directory(status)) return std::string("is a folder, not a file");
-    if (!fs::is_regular_file(status)) return std::string("is not a regular file");
-    if (::access(path.c_str(), R_OK) != 0) return "cannot be read: " + std::error_code(errno, std::generic_category()).message();
+    // A named pipe, socket or device: reported, never opened (a pipe would block).
+    if (auto problem = config::program_file_problem(path)) return problem;
     return std::nullopt;
 }
 
@@ -101,11 +106,28 @@ std::optional<std::string> check_inputs(const launcher_config& cfg, const std::v
         }
     }
     if (cfg.type == job_type::e2b) {
-        for (const auto& [sandbox_path, local] : cfg.e2b.additional_files)
+        for (const auto& [sandbox_path, local] : cfg.e2b.additional_files) {
             if (auto problem = input_problem(local))
                 return describe("additional file", local, *problem, "job_config.additional_files." + sandbox_path);
+            // A candidate goes to /home/user/<its file name>: an upload to the same path would replace it.
+            const std::string target = config::check_sandbox_path(sandbox_path).target;
+            for (const auto& program : programs)
+                if (!target.empty() && target == "/home/user/" + program.filename().string())
+                    return "job_config.additional_files." + sandbox_path + ": " + target +
+                           " is where the candidate program " + program.string() +
+                           " goes in the sandbox; upload the file elsewhere";
+        }
     }
     return std::nullopt;
+}
+
+void check_inputs(const launcher_config& cfg, const job_spec& job, boost::system::error_code& ec, diagnostics& diag) {
+    ec.clear();
+    diag.clear();
+    if (auto problem = config::job_spec_problem(cfg, job)) {
+        ec = make_error_code(errc::invalid_job);
+        diag.client_message = std::move(*problem);
+    }
 }
 
 }  // namespace genesis::launch

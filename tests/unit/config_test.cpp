@@ -1,5 +1,8 @@
 // config_test.cpp - load_config, overrides, interpolation, validation, dotenv, durations.
 #include "genesis/launch/config.hpp"
+#include "genesis/launch/job_launcher.hpp"
+
+#include <boost/asio/io_context.hpp>
 
 #include <boost/json/serialize.hpp>
 #include <gmock/gmock.h>
@@ -7,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -14,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace gl = genesis::launch;
@@ -844,3 +849,352 @@ TEST(RepositoryConfigs, LoadWithE2bCluster) {
 }
 
 }  // namespace
+
+// ---- bad inputs: batches, contract flags, environment names, E2B limits, sandbox paths ----
+
+namespace {
+
+// A YAML double-quoted string for `text` (control characters escaped).
+std::string quoted(const std::string& text) {
+    std::string out = "\"";
+    for (char c : text) {
+        if (c == '"' || c == '\\') out += std::string("\\") + c;
+        else if (static_cast<unsigned char>(c) < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned char>(c));
+            out += buf;
+        } else out += c;
+    }
+    return out + "\"";
+}
+
+}  // namespace
+
+TEST_F(ConfigTest, AnEmptyProgramsListIsRefusedLikeAnEmptyFolder) {
+    EXPECT_EQ(load_error({"programs=[]"}),
+              "command line override 'programs=[]': programs: the list is empty (a pattern that matched no file?): "
+              "nothing to evaluate; give at least one program, or leave programs unset to evaluate "
+              "evo_config.init_program_path");
+    write("configs/variant/demo.yaml", "programs: []\n");
+    EXPECT_THAT(load_error(), StartsWith("configs/variant/demo.yaml:1: programs: the list is empty"));
+    // null still means "not a batch".
+    EXPECT_TRUE(load({"programs=null"}).programs.empty());
+}
+
+TEST_F(ConfigTest, ProgramsThatAreNotReadableRegularFilesAreNamedWithWhatTheyAre) {
+    write("cands/a.py", "");
+    ASSERT_EQ(::mkfifo((root_ / "pipe.py").c_str(), 0644), 0);
+    fs::create_symlink(root_ / "gone.py", root_ / "dangling.py");
+    EXPECT_THAT(load_error({"programs=[pipe.py]"}), HasSubstr("programs.0: 'pipe.py' is not a regular file (a named pipe)"));
+    EXPECT_THAT(load_error({"programs=pipe.py"}), HasSubstr("programs: 'pipe.py' is not a regular file (a named pipe)"));
+    EXPECT_THAT(load_error({"programs=[cands/a.py, dangling.py]"}),
+                HasSubstr("programs.1: 'dangling.py' is a broken symbolic link"));
+    EXPECT_THAT(load_error({"programs=[/dev/null]"}), HasSubstr("programs.0: '/dev/null' is not a regular file (a device)"));
+    EXPECT_THAT(load_error({"programs=[nowhere.py]"}), HasSubstr("programs.0: 'nowhere.py' does not exist"));
+
+    // Inside a folder: named, never opened (a pipe would block the load).
+    ASSERT_EQ(::mkfifo((root_ / "cands/b.py").c_str(), 0644), 0);
+    EXPECT_THAT(load_error({"programs=cands"}),
+                HasSubstr("programs: 'cands/b.py' in folder 'cands' is not a regular file (a named pipe)"));
+    fs::remove(root_ / "cands/b.py");
+    fs::create_symlink(root_ / "gone.py", root_ / "cands/c.py");
+    EXPECT_THAT(load_error({"programs=cands"}), HasSubstr("'cands/c.py' in folder 'cands' is a broken symbolic link"));
+    fs::remove(root_ / "cands/c.py");
+    fs::create_directories(root_ / "cands/sub.py");  // a folder named *.py is skipped, as before
+    EXPECT_EQ(load({"programs=cands"}).programs, std::vector<fs::path>{root_ / "cands/a.py"});
+
+    if (::geteuid() != 0) {
+        write("locked.py", "");
+        fs::permissions(root_ / "locked.py", fs::perms::none);
+        EXPECT_THAT(load_error({"programs=[locked.py]"}), HasSubstr("programs.0: 'locked.py' cannot be read: Permission denied"));
+        fs::permissions(root_ / "locked.py", fs::perms::owner_all);
+    }
+}
+
+TEST_F(ConfigTest, ExtraCmdArgsCannotPassTheContractsOwnFlags) {
+    EXPECT_EQ(load_error({"job_config.extra_cmd_args.program_path=other.py"}),
+              "command line override 'job_config.extra_cmd_args.program_path=other.py': "
+              "job_config.extra_cmd_args.program_path: --program_path is passed by the launcher itself (the evaluation "
+              "contract); a second one would win and make the evaluator evaluate another program than the job's; "
+              "remove this entry");
+    EXPECT_THAT(load_error({"job_config.extra_cmd_args.results_dir=elsewhere"}),
+                HasSubstr("job_config.extra_cmd_args.results_dir: --results_dir is passed by the launcher itself"));
+    // argparse abbreviations (allow_abbrev) and --flag=value.
+    for (const char* key : {"program_p", "prog", "p", "results", "r", "results_di"})
+        EXPECT_THAT(load_error({std::string("job_config.extra_cmd_args.") + key + "=x"}),
+                    HasSubstr(std::string("'--") + key + "' is an abbreviation that Python's argparse expands to --"))
+            << key;
+    write("configs/variant/demo.yaml", "job_config:\n  extra_cmd_args:\n    \"program_path=x.py\": true\n");
+    EXPECT_THAT(load_error(), HasSubstr("configs/variant/demo.yaml:3: job_config.extra_cmd_args.program_path=x.py: "
+                                        "--program_path is passed by the launcher itself"));
+    write("configs/variant/demo.yaml", "job_config:\n  extra_cmd_args:\n    \"\": 1\n");
+    EXPECT_THAT(load_error(), HasSubstr("job_config.extra_cmd_args.: an empty flag name would pass '--'"));
+    // Other names, including ones argparse does not map to the contract's flags, stay allowed.
+    write("configs/variant/demo.yaml",
+          "job_config:\n  extra_cmd_args:\n    program-path: a\n    problem: b\n    results_dir_extra: c\n    seed: 1\n");
+    EXPECT_EQ(load().launcher.extra_cmd_args.size(), 4u);
+
+    // validate(): the same rule for configurations built in code.
+    gl::launcher_config cfg;
+    cfg.extra_cmd_args["results"] = "x";
+    boost::system::error_code ec;
+    gl::diagnostics diag;
+    gl::validate(cfg, ec, diag);
+    EXPECT_EQ(ec, gl::errc::config_error);
+    EXPECT_THAT(diag.client_message, StartsWith("job_config.extra_cmd_args.results: '--results' is an abbreviation"));
+}
+
+TEST_F(ConfigTest, EnvVarsNamesMustBeEnvironmentVariableNames) {
+    write("configs/variant/demo.yaml", "job_config:\n  env_vars:\n    \"PATH=/evil:/usr/bin\": x\n");
+    EXPECT_EQ(load_error(),
+              "configs/variant/demo.yaml:3: job_config.env_vars.PATH=/evil:/usr/bin: not a valid environment variable "
+              "name: it contains '=' (the evaluator would get 'PATH' instead)");
+    write("configs/variant/demo.yaml", "job_config:\n  env_vars:\n    \"\": x\n");
+    EXPECT_THAT(load_error(), HasSubstr("job_config.env_vars.: not a valid environment variable name: the name is empty"));
+    write("configs/variant/demo.yaml", "job_config:\n  env_vars:\n    \"A\\0B\": x\n");
+    EXPECT_THAT(load_error(), HasSubstr("job_config.env_vars.A\\x00B: not a valid environment variable name: it contains a NUL byte"));
+    write("configs/variant/demo.yaml", "job_config:\n  env_vars:\n    \"A\\nB\": x\n");
+    EXPECT_THAT(load_error(), HasSubstr("job_config.env_vars.A\\x0aB: not a valid environment variable name: it contains a control character"));
+    write("configs/variant/demo.yaml", "job_config:\n  env_vars:\n    A: \"x\\0y\"\n");
+    EXPECT_THAT(load_error(), HasSubstr("job_config.env_vars.A: the value contains a NUL byte"));
+    write("configs/variant/demo.yaml", "job_config:\n  env_vars:\n    MY_VAR: 1\n    lower.case-name: ok\n");
+    EXPECT_EQ(load().launcher.env_vars.at("lower.case-name"), "ok");
+
+    gl::launcher_config cfg;
+    cfg.env_vars["A=B"] = "1";
+    boost::system::error_code ec;
+    gl::diagnostics diag;
+    gl::validate(cfg, ec, diag);
+    EXPECT_EQ(ec, gl::errc::config_error);
+    EXPECT_THAT(diag.client_message, StartsWith("job_config.env_vars.A=B: not a valid environment variable name"));
+}
+
+TEST_F(ConfigTest, E2bTimeoutsCannotMakeASandboxLiveLongerThanADay) {
+    const std::string limits = "the longest an E2B sandbox lives (1 h on the Hobby plan, 24 h on Pro)";
+    EXPECT_EQ(load_error({"cluster=e2b", "job_config.timeout=90000"}),
+              "command line override 'job_config.timeout=90000': job_config.timeout: 90000 s is above 24 h (86400 s), " +
+                  limits);
+    // With dependencies: install_timeout + timeout + 120 s.
+    EXPECT_EQ(load_error({"cluster=e2b", "job_config.timeout=86000"}),
+              "command line override 'job_config.timeout=86000': job_config.timeout: the sandbox would live 86720 s "
+              "(job_config.install_timeout 600 s + job_config.timeout 86000 s + 120 s margin), above 24 h (86400 s), " +
+                  limits + "; lower job_config.timeout or job_config.install_timeout");
+    EXPECT_THAT(load_error({"cluster=e2b", "job_config.timeout=86300", "job_config.dependencies=[]"}),
+                HasSubstr("the sandbox would live 86420 s (job_config.timeout 86300 s + 120 s margin)"));
+    EXPECT_EQ(load({"cluster=e2b", "job_config.timeout=86280", "job_config.dependencies=[]"}).launcher.e2b.timeout, 86280s);
+    EXPECT_EQ(load({"cluster=e2b", "job_config.timeout=85680"}).launcher.e2b.timeout, 85680s);
+    EXPECT_THAT(load_error({"cluster=e2b", "job_config.install_timeout=25:00:00"}),
+                HasSubstr("job_config.install_timeout: 90000 s is above 24 h (86400 s), " + limits));
+    // The local backend does not read it.
+    EXPECT_EQ(load({"job_config.timeout=100000"}).launcher.e2b.timeout, 100000s);
+
+    // A job_spec's own timeout, against the same lifetime.
+    gl::launcher_config cfg = load({"cluster=e2b"}).launcher;
+    gl::job_spec job;
+    job.program_path = "p.py";
+    job.timeout = std::chrono::hours(24);
+    boost::system::error_code ec;
+    gl::diagnostics diag;
+    gl::check_inputs(cfg, job, ec, diag);
+    EXPECT_EQ(ec, gl::errc::invalid_job);
+    EXPECT_THAT(diag.client_message, StartsWith("job_spec.timeout: the sandbox would live 87120 s"));
+    job.timeout = std::chrono::hours(1);
+    gl::check_inputs(cfg, job, ec, diag);
+    EXPECT_FALSE(ec) << diag.client_message;
+}
+
+TEST_F(ConfigTest, AdditionalFilesGoWhereTheSandboxCanWriteAndTheLauncherDoesNot) {
+    write("data.txt", "x");
+    auto error = [&](const std::string& sandbox_path) {
+        return load_error({"cluster=e2b", "job_config.additional_files={" + quoted(sandbox_path) + ": data.txt}"});
+    };
+    EXPECT_THAT(error("/etc/data.txt"),
+                HasSubstr("job_config.additional_files./etc/data.txt: /etc/data.txt is outside /home/user and /tmp, the "
+                          "folders a sandbox's files can be written to (a relative path is under /home/user)"));
+    EXPECT_THAT(error("/data.txt"), HasSubstr("is outside /home/user and /tmp"));
+    EXPECT_THAT(error("/home/username/x"), HasSubstr("is outside /home/user and /tmp"));
+    for (const char* path : {"../etc/passwd", "/home/user/../etc/passwd", "a/../../b", "/tmp/.."})
+        EXPECT_THAT(error(path), HasSubstr("'..' is not allowed in a sandbox path")) << path;
+    EXPECT_THAT(error("evaluate.py"),
+                HasSubstr("job_config.additional_files.evaluate.py: /home/user/evaluate.py is where the launcher uploads the evaluator"));
+    EXPECT_THAT(error("./evaluate.py"), HasSubstr("is where the launcher uploads the evaluator"));
+    EXPECT_THAT(error("/home/user/results/metrics.json"),
+                HasSubstr("/home/user/results/metrics.json is in /home/user/results, the evaluator's results folder"));
+    EXPECT_THAT(error("results"), HasSubstr("/home/user/results is in /home/user/results"));
+    EXPECT_THAT(error("data/"), HasSubstr("names a folder"));
+    EXPECT_THAT(error("/tmp"), HasSubstr("names a folder"));
+    EXPECT_THAT(error("a\tb"), HasSubstr("job_config.additional_files.a\\x09b: a sandbox path cannot contain control characters"));
+    EXPECT_THAT(load_error({"cluster=e2b", "job_config.additional_files={data.txt: data.txt, /home/user/data.txt: data.txt}"}),
+                HasSubstr("job_config.additional_files./home/user/data.txt: the same sandbox file (/home/user/data.txt) "
+                          "as job_config.additional_files.data.txt"));
+
+    const auto ok = load({"cluster=e2b", "job_config.additional_files={data.txt: data.txt, /tmp/x/y.bin: data.txt, "
+                          "/home/user/results_old/z: data.txt, ./sub/./w: data.txt}"})
+                        .launcher.e2b.additional_files;
+    EXPECT_EQ(ok.size(), 4u);
+    // The local backend does not upload anything: not checked there.
+    EXPECT_EQ(load({"job_config.additional_files={/etc/x: data.txt}"}).launcher.e2b.additional_files.size(), 1u);
+
+    // validate() for configurations built in code; check_inputs() for a collision with a candidate.
+    gl::launcher_config cfg = load({"cluster=e2b"}).launcher;
+    cfg.e2b.additional_files["/opt/x"] = (root_ / "data.txt").string();
+    boost::system::error_code ec;
+    gl::diagnostics diag;
+    gl::validate(cfg, ec, diag);
+    EXPECT_EQ(ec, gl::errc::config_error);
+    EXPECT_THAT(diag.client_message, StartsWith("job_config.additional_files./opt/x: /opt/x is outside /home/user and /tmp"));
+    cfg.e2b.additional_files = {{"cand.py", (root_ / "data.txt").string()}};
+    write("evaluate.py", "");
+    write("cand.py", "");
+    cfg.eval_program_path = root_ / "evaluate.py";
+    EXPECT_EQ(gl::check_inputs(cfg, {root_ / "cand.py"}, "programs"),
+              "job_config.additional_files.cand.py: /home/user/cand.py is where the candidate program " +
+                  (root_ / "cand.py").string() + " goes in the sandbox; upload the file elsewhere");
+}
+
+TEST_F(ConfigTest, JobSpecExtraArgsAndEnvAreCheckedAndRejectedAtSubmit) {
+    gl::launcher_config cfg = load().launcher;
+    boost::system::error_code ec;
+    gl::diagnostics diag;
+    gl::job_spec job;
+    job.program_path = "p.py";
+    job.extra_args["program_path"] = "other.py";
+    gl::check_inputs(cfg, job, ec, diag);
+    EXPECT_EQ(ec, gl::errc::invalid_job);
+    EXPECT_THAT(diag.client_message, StartsWith("job_spec.extra_args.program_path: --program_path is passed by the launcher itself"));
+    job.extra_args = {{"results", "x"}};
+    gl::check_inputs(cfg, job, ec, diag);
+    EXPECT_THAT(diag.client_message, StartsWith("job_spec.extra_args.results: '--results' is an abbreviation"));
+    job.extra_args = {{"seed", 3}};
+    job.env = {{"A=B", "1"}};
+    gl::check_inputs(cfg, job, ec, diag);
+    EXPECT_EQ(ec, gl::errc::invalid_job);
+    EXPECT_THAT(diag.client_message, StartsWith("job_spec.env.A=B: not a valid environment variable name: it contains '='"));
+    job.env = {{"A", std::string("x\0y", 3)}};
+    gl::check_inputs(cfg, job, ec, diag);
+    EXPECT_THAT(diag.client_message, StartsWith("job_spec.env.A: the value contains a NUL byte"));
+    job.env = {{"", "1"}};
+    gl::check_inputs(cfg, job, ec, diag);
+    EXPECT_THAT(diag.client_message, StartsWith("job_spec.env.: not a valid environment variable name: the name is empty"));
+    job.env = {{"GOOD", "1"}};
+    gl::check_inputs(cfg, job, ec, diag);
+    EXPECT_FALSE(ec);
+    EXPECT_TRUE(diag.client_message.empty());
+
+    // submit() makes the same check: the job is rejected, nothing runs.
+    boost::asio::io_context io;
+    auto launcher = gl::make_launcher(cfg, io.get_executor());
+    job.extra_args = {{"results_dir", "/tmp/elsewhere"}};
+    boost::system::error_code submit_ec;
+    gl::job_result result;
+    bool done = false;
+    launcher->async_submit(job, [&](boost::system::error_code e, gl::job_result r) {
+        submit_ec = e;
+        result = std::move(r);
+        done = true;
+    });
+    while (!done && io.run_one() > 0) {
+    }
+    EXPECT_EQ(submit_ec, gl::errc::invalid_job);
+    EXPECT_THAT(result.diagnostic, StartsWith("job_spec.extra_args.results_dir: --results_dir is passed by the launcher itself"));
+}
+
+TEST_F(ConfigTest, E2bApiKeyWhiteSpaceIsTrimmedAndInnerWhiteSpaceRefusedWithoutShowingTheKey) {
+    env_["E2B_API_KEY"] = " e2b_secretkey\r\n";
+    EXPECT_EQ(load({"cluster=e2b"}).launcher.e2b.api_key, "e2b_secretkey");
+    env_.clear();
+    write(".env", "E2B_API_KEY=e2b_secretkey\r\nE2B_DOMAIN=dotenv.example\r\n");
+    auto crlf = load({"cluster=e2b"});
+    EXPECT_EQ(crlf.launcher.e2b.api_key, "e2b_secretkey");
+    EXPECT_EQ(crlf.launcher.e2b.domain, "dotenv.example");
+    write(".env", "E2B_API_KEY=\"e2b_secretkey \"\r\n");
+    EXPECT_EQ(load({"cluster=e2b"}).launcher.e2b.api_key, "e2b_secretkey");
+    write(".env", "E2B_API_KEY='e2b_secretkey\t'\r\n");
+    EXPECT_EQ(load({"cluster=e2b"}).launcher.e2b.api_key, "e2b_secretkey");
+
+    write(".env", "E2B_API_KEY=\"e2b_secret key\"\n");
+    std::string message = load_error({"cluster=e2b"});
+    EXPECT_EQ(message, "E2B_API_KEY (from .env) contains white space, a control character or a non-ASCII byte inside "
+                       "the key (the key is not shown); copy it again from the E2B dashboard");
+    EXPECT_EQ(message.find("secret"), std::string::npos);
+    fs::remove(root_ / ".env");
+    for (const std::string& key : std::vector<std::string>{"e2b_secret\tkey", std::string("e2b_secret\0key", 14),
+                                                           "e2b_secret\x7fkey", "e2b_secr\xc3\xa9tkey"}) {
+        env_["E2B_API_KEY"] = key;
+        message = load_error({"cluster=e2b"});
+        EXPECT_THAT(message, StartsWith("E2B_API_KEY (from the environment) contains white space"));
+        EXPECT_EQ(message.find("secret"), std::string::npos);
+    }
+    // Only white space: not set (make_launcher then says E2B_API_KEY is not set).
+    env_["E2B_API_KEY"] = " \r\n";
+    EXPECT_EQ(load({"cluster=e2b"}).launcher.e2b.api_key, "");
+}
+
+TEST(ParseDotenv, CrlfAndCrLineEndsForEveryKindOfValue) {
+    const auto values = gl::parse_dotenv(
+        "# comment\r\n"
+        "PLAIN=value\r\n"
+        "export EXPORTED=yes\r\n"
+        "DOUBLE=\"quoted\"\r\n"
+        "SINGLE='single'\r\n"
+        "MULTI=\"first\r\nsecond\"\r\n"
+        "COMMENTED=abc # note\r\n"
+        "EMPTY=\r\n"
+        "OLD_MAC=cr\rAFTER=1\r");
+    EXPECT_EQ(values.at("PLAIN"), "value");
+    EXPECT_EQ(values.at("EXPORTED"), "yes");
+    EXPECT_EQ(values.at("DOUBLE"), "quoted");
+    EXPECT_EQ(values.at("SINGLE"), "single");
+    EXPECT_EQ(values.at("MULTI"), "first\nsecond");
+    EXPECT_EQ(values.at("COMMENTED"), "abc");
+    EXPECT_EQ(values.at("EMPTY"), "");
+    EXPECT_EQ(values.at("OLD_MAC"), "cr");
+    EXPECT_EQ(values.at("AFTER"), "1");
+}
+
+TEST_F(ConfigTest, AliasAndInterpolationExpansionIsBounded) {
+    // "Billion laughs": nine levels of nine aliases (9^9 values once copied).
+    std::string laughs = "a: &a [x, x, x, x, x, x, x, x, x]\n";
+    std::string previous = "a";
+    for (const char* name : {"b", "c", "d", "e", "f", "g", "h", "i"}) {
+        laughs += std::string(name) + ": &" + name + " [";
+        for (int i = 0; i < 9; ++i) laughs += (i ? ", *" : "*") + previous;
+        laughs += "]\n";
+        previous = name;
+    }
+    write("configs/variant/demo.yaml", laughs);
+    EXPECT_EQ(load_error(), "configs/variant/demo.yaml:7: g: the document expands to more than 1000000 values (YAML "
+                            "aliases nested in aliases?); refusing to expand it");
+    // The same in a command-line value.
+    EXPECT_THAT(load_error({"+bomb={a: &a [x, x, x, x, x, x, x, x, x, x], b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a], "
+                            "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b], d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c], "
+                            "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d], f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e], "
+                            "g: [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]}"}),
+                HasSubstr("the document expands to more than 1000000 values"));
+    // Aliases that stay small are fine.
+    write("configs/variant/demo.yaml", "base: &base {x: 1, y: [1, 2]}\ntask:\n  one: *base\n  two: *base\n");
+    EXPECT_EQ(at(load(), "task", "two"), R"({"x":1,"y":[1,2]})");
+
+    // Interpolation: strings repeated in strings, in an engine key (fatal all the same).
+    std::string strings = "task:\n  a: \"" + std::string(1024, 'x') + "\"\n";
+    previous = "a";
+    for (const char* name : {"b", "c", "d", "e", "f", "g"}) {
+        strings += std::string("  ") + name + ": \"";
+        for (int i = 0; i < 16; ++i) strings += "${task." + previous + "}";
+        strings += "\"\n";
+        previous = name;
+    }
+    write("configs/variant/demo.yaml", strings);
+    EXPECT_THAT(load_error(), HasSubstr("task.e: interpolation expands to more than 1000000 values or 64 MiB of text"));
+    // Whole-node references repeated in lists.
+    std::string nodes = "task:\n  a: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n";
+    previous = "a";
+    for (const char* name : {"b", "c", "d", "e", "f", "g", "h"}) {
+        nodes += std::string("  ") + name + ": [";
+        for (int i = 0; i < 10; ++i) nodes += (i ? ", \"${task." : "\"${task.") + previous + "}\"";
+        nodes += "]\n";
+        previous = name;
+    }
+    write("configs/variant/demo.yaml", nodes);
+    EXPECT_THAT(load_error(), HasSubstr("interpolation expands to more than 1000000 values"));
+}

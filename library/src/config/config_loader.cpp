@@ -214,13 +214,23 @@ private:
         if (value.is_null()) return out;
         if (config::is_missing_value(value)) read_.fail(value, "programs", "mandatory value ??? is not set");
         if (value.is_sequence()) {
+            // An empty list (a pattern that matched nothing) would silently fall back to
+            // evo_config.init_program_path: refused, as an empty folder is.
+            if (value.items.empty())
+                read_.fail(value, "programs",
+                           "the list is empty (a pattern that matched no file?): nothing to evaluate; "
+                           "give at least one program, or leave programs unset to evaluate "
+                           "evo_config.init_program_path");
+            if (value.items.size() > config::max_programs)
+                read_.fail(value, "programs", "more than " + std::to_string(config::max_programs) +
+                                                  " programs in one run; split the batch");
             for (std::size_t i = 0; i < value.items.size(); ++i) {
                 const node& item = value.items[i];
                 const std::string key = "programs." + std::to_string(i);
                 const fs::path path = read_.path_of(item, key);
                 if (fs::is_directory(path, ec))
                     read_.fail(item, key, "'" + item.text + "' is a folder; list files, or give the folder as programs=DIR");
-                if (!fs::is_regular_file(path, ec)) read_.fail(item, key, "'" + item.text + "' does not exist");
+                if (auto problem = config::program_file_problem(path)) read_.fail(item, key, "'" + item.text + "' " + *problem);
                 out.push_back(path);
             }
             return out;
@@ -232,7 +242,17 @@ private:
             for (fs::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec)) {
                 const fs::path& file = it->path();
                 if (file.filename().string().starts_with(".") || file.extension() != ".py") continue;
-                if (it->is_regular_file(ec)) out.push_back(file);
+                std::error_code type_ec;
+                if (it->is_directory(type_ec)) continue;  // a folder named x.py is not a program
+                // Named pipes, sockets, devices, broken links and unreadable files are
+                // reported, never opened (a pipe would block the run).
+                if (auto problem = config::program_file_problem(file))
+                    read_.fail(value, "programs", "'" + ctx_.display(file) + "' in folder '" + value.text + "' " + *problem);
+                out.push_back(file);
+                if (out.size() > config::max_programs)
+                    read_.fail(value, "programs", "folder '" + value.text + "' has more than " +
+                                                      std::to_string(config::max_programs) +
+                                                      " .py files; split it into several runs");
             }
             if (ec) read_.fail(value, "programs", "cannot list '" + value.text + "': " + ec.message());
             std::sort(out.begin(), out.end(),
@@ -240,7 +260,7 @@ private:
             if (out.empty()) read_.fail(value, "programs", "folder '" + value.text + "' has no .py files");
             return out;
         }
-        if (!fs::is_regular_file(path, ec)) read_.fail(value, "programs", "'" + value.text + "' does not exist");
+        if (auto problem = config::program_file_problem(path)) read_.fail(value, "programs", "'" + value.text + "' " + *problem);
         out.push_back(path);
         return out;
     }
@@ -262,29 +282,59 @@ std::optional<fs::path> find_dotenv(const fs::path& start) {
     }
 }
 
+// `s` without leading and trailing ASCII white space (a .env saved with CRLF line
+// ends, `KEY="value "`), as the official SDKs effectively read keys.
+std::string trim_ascii(std::string_view s) {
+    auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'; };
+    while (!s.empty() && blank(s.front())) s.remove_prefix(1);
+    while (!s.empty() && blank(s.back())) s.remove_suffix(1);
+    return std::string(s);
+}
+
 void fill_credentials(const context& ctx, const node& tree, loaded_config& out) {
     e2b_params& e2b = out.launcher.e2b;
     std::optional<std::map<std::string, std::string>> dotenv;
+    std::string origin;  // where the last value found came from (never the value)
     // Environment first, then the nearest .env; empty values count as unset.
     auto lookup = [&](const std::string& name) -> std::optional<std::string> {
-        if (auto value = ctx.env(name); value && !value->empty()) return value;
+        if (auto value = ctx.env(name); value && !trim_ascii(*value).empty()) {
+            origin = "from the environment";
+            return value;
+        }
         if (!dotenv) {
             dotenv.emplace();
             if (auto file = find_dotenv(ctx.working_dir)) {
                 std::ifstream in(*file, std::ios::binary);
-                std::stringstream text;
-                text << in.rdbuf();
-                *dotenv = parse_dotenv(text.str());
+                std::string text(config::max_dotenv_bytes + 1, '\0');
+                in.read(text.data(), static_cast<std::streamsize>(text.size()));
+                text.resize(static_cast<std::size_t>(in.gcount()));
+                if (text.size() > config::max_dotenv_bytes)
+                    throw config_failure(ctx.display(*file) + ": a .env file larger than " +
+                                         std::to_string(config::max_dotenv_bytes / 1024) + " KiB is not read");
+                *dotenv = parse_dotenv(text);
                 out.dotenv_file = *file;
             }
         }
-        if (auto it = dotenv->find(name); it != dotenv->end() && !it->second.empty()) {
+        if (auto it = dotenv->find(name); it != dotenv->end() && !trim_ascii(it->second).empty()) {
             out.notes.push_back(name + " read from " + out.dotenv_file->string());
+            origin = "from " + ctx.display(*out.dotenv_file);
             return it->second;
         }
         return std::nullopt;
     };
-    if (auto key = lookup("E2B_API_KEY")) e2b.api_key = *key;
+    if (auto key = lookup("E2B_API_KEY")) {
+        std::string trimmed = trim_ascii(*key);
+        if (trimmed.size() != key->size())
+            out.notes.push_back("E2B_API_KEY (" + origin + "): white space around the key removed");
+        // Never shown: only what is wrong with it.
+        if (std::any_of(trimmed.begin(), trimmed.end(), [](char c) {
+                return static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f;
+            }))
+            throw config_failure("E2B_API_KEY (" + origin +
+                                 ") contains white space, a control character or a non-ASCII byte inside the key "
+                                 "(the key is not shown); copy it again from the E2B dashboard");
+        e2b.api_key = std::move(trimmed);
+    }
     const node* job = tree.find("job_config");
     const std::array<std::pair<const char*, std::string*>, 3> endpoints{{
         {"api_url", &e2b.api_url}, {"sandbox_url", &e2b.sandbox_url}, {"domain", &e2b.domain}}};
@@ -296,7 +346,7 @@ void fill_credentials(const context& ctx, const node& tree, loaded_config& out) 
         std::string variable = std::string("E2B_") + name;
         std::transform(variable.begin(), variable.end(), variable.begin(),
                        [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-        if (auto value = lookup(variable)) *field = *value;
+        if (auto value = lookup(variable)) *field = trim_ascii(*value);
     }
 }
 

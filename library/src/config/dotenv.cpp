@@ -4,6 +4,7 @@
 // comments (whole-line, or after whitespace following an unquoted value), single
 // quotes (literal text) and double quotes (escapes \n \t \r \" \\ \$; may span
 // lines). Malformed lines are skipped. Later definitions win. No ${VAR} expansion.
+// CRLF and CR line ends count as LF everywhere (as Python's text mode reads them).
 #include "genesis/launch/config.hpp"
 
 #include <cctype>
@@ -131,7 +132,19 @@ private:
 }  // namespace
 
 std::map<std::string, std::string> parse_dotenv(std::string_view text) {
-    return dotenv_parser(text).parse();
+    // Line ends as Python's universal newlines read them (python-dotenv opens the
+    // file in text mode): CRLF and a lone CR are LF, also inside quoted values.
+    std::string normal;
+    normal.reserve(text.size());
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (text[i] == '\r') {
+            normal += '\n';
+            if (i + 1 < text.size() && text[i + 1] == '\n') ++i;
+        } else {
+            normal += text[i];
+        }
+    }
+    return dotenv_parser(normal).parse();
 }
 
 }  // namespace genesis::launch

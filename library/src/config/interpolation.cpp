@@ -57,6 +57,26 @@ private:
 
     bool strict(const std::string& path) const { return !ctx_.strict || ctx_.strict(path); }
 
+    [[noreturn]] void too_large(const node& at, const std::string& path) const {
+        throw expansion_failure(at.src.describe() + ": " + (path.empty() ? "" : path + ": ") +
+                                "interpolation expands to more than " + std::to_string(max_expanded_nodes) +
+                                " values or " + std::to_string(max_expanded_bytes >> 20) +
+                                " MiB of text (references repeated in references?); refusing to expand it");
+    }
+
+    // Counts what a resolved interpolation added to the tree (a whole-node reference
+    // copies the map or list it names), against the same limits as a YAML document.
+    void charge(const node& n, const node& at, const std::string& path) {
+        ++produced_nodes_;
+        produced_bytes_ += n.text.size();
+        if (produced_nodes_ > max_expanded_nodes || produced_bytes_ > max_expanded_bytes) too_large(at, path);
+        for (const auto& item : n.items) charge(item, at, path);
+        for (const auto& entry : n.entries) {
+            produced_bytes_ += entry.key.size();
+            charge(entry.value, at, path);
+        }
+    }
+
     void mark_done(node& n) {
         done_.insert(&n);
         for (auto& item : n.items) mark_done(item);
@@ -75,7 +95,11 @@ private:
                 result.src = n.src;
                 active_.erase(&n);
                 n = std::move(result);
+                charge(n, n, path);
                 mark_done(n);
+            } catch (const expansion_failure&) {
+                active_.erase(&n);
+                throw;  // never kept as written: the limit protects this process
             } catch (const config_failure& e) {
                 active_.erase(&n);
                 if (strict(path) || nested_) throw;
@@ -141,8 +165,10 @@ private:
         if (pieces.size() == 1 && pieces.front().is_expression)
             return evaluate_expression(pieces.front().text, n, path);
         std::string out;
-        for (const auto& p : pieces)
+        for (const auto& p : pieces) {
             out += p.is_expression ? as_text(evaluate_expression(p.text, n, path), n, path, p.text) : p.text;
+            if (out.size() > max_expanded_bytes) too_large(n, path);
+        }
         return node::make_string(std::move(out), n.src);
     }
 
@@ -284,6 +310,8 @@ private:
     const interpolation_context& ctx_;
     std::time_t now_;
     bool nested_ = false;  // inside a reference: failures go to the referring key
+    std::size_t produced_nodes_ = 0;  // values and bytes interpolation added (see charge)
+    std::size_t produced_bytes_ = 0;
     std::set<const node*> done_;
     std::set<const node*> active_;
     std::map<const node*, std::string> failed_;

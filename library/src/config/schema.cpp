@@ -6,12 +6,18 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <set>
+
+#include <unistd.h>
 
 namespace genesis::launch::config {
 
 namespace fs = std::filesystem;
 
 namespace {
+
+const std::string lifetime_limits =
+    "the longest an E2B sandbox lives (1 h on the Hobby plan, 24 h on Pro)";
 
 // A node typed the way OmegaConf converts strings for typed fields ("3" for an int).
 node typed(const node& n) {
@@ -152,7 +158,7 @@ const std::vector<launcher_key> table = {
          if (!v.is_null()) c.max_parallel_jobs = bounded_int(r, v, k, max_parallel_jobs_limit);
      }},
     {"programs", top, "list of files, a folder, or a file", "—",
-     "batch mode: evaluate these programs instead of `evo_config.init_program_path` (a folder: every `*.py` in it, sorted, hidden files skipped)",
+     "batch mode: evaluate these programs instead of `evo_config.init_program_path` (a folder: every `*.py` in it, sorted, hidden files skipped); an empty list, a folder without programs, or more than 100000 programs is an error",
      nullptr},
 
     // ---- evo_config
@@ -175,22 +181,27 @@ const std::vector<launcher_key> table = {
     {"job_config.eval_program_path", both, "path", "`evaluate.py`", "the evaluator",
      [](R r, N v, K k, C c) { c.eval_program_path = r.path_of(v, k); }},
     {"job_config.extra_cmd_args", both, "map", "`{}`",
-     "`--key value` per entry; `true` adds `--key`, `false`/`null` nothing",
+     "`--key value` per entry; `true` adds `--key`, `false`/`null` nothing; `program_path`, `results_dir` and their argparse abbreviations (`results`, `program_p`, ...) are refused",
      [](R r, N v, K k, C c) {
          c.extra_cmd_args.clear();
          if (v.is_null()) return;
          r.expect_map(v, k);
+         for (const auto& [name, value] : v.entries)
+             if (auto why = extra_arg_problem(name)) r.fail(value, k + "." + printable(name), *why);
          c.extra_cmd_args = to_json(v).as_object();
      },
      true},
-    {"job_config.env_vars", both, "map of scalars", "`{}`", "environment variables for the evaluator",
+    {"job_config.env_vars", both, "map of scalars", "`{}`",
+     "environment variables for the evaluator; a name that is empty or contains `=`, NUL or a control character, or a value with NUL, is refused",
      [](R r, N v, K k, C c) {
          c.env_vars.clear();
          if (v.is_null()) return;
          r.expect_map(v, k);
          for (const auto& [name, text] : v.entries) {
+             if (auto why = env_name_problem(name)) r.fail(text, k + "." + printable(name), *why);
              if (text.is_null() || !text.is_scalar())
                  r.fail(text, k + "." + name, "expected a string, got " + describe_value(text));
+             if (auto why = env_value_problem(text.text)) r.fail(text, k + "." + name, *why);
              c.env_vars[name] = text.text;
          }
      },
@@ -295,7 +306,7 @@ const std::vector<launcher_key> table = {
     {"job_config.template", e2b, "string", "`base`", "sandbox template",
      [](R r, N v, K k, C c) { c.e2b.template_id = r.string_of(v, k); }},
     {"job_config.timeout", e2b, "seconds > 0", "300",
-     "evaluation time limit (the sandbox lives `install_timeout` + `timeout` + 120 s)",
+     "evaluation time limit (the sandbox lives `install_timeout` + `timeout` + 120 s, at most 24 h)",
      [](R r, N v, K k, C c) {
          const auto seconds = r.number_if(v);
          if (!seconds || *seconds <= 0 || *seconds > 1e9)
@@ -305,15 +316,25 @@ const std::vector<launcher_key> table = {
     {"job_config.dependencies", e2b, "list of strings", "`[numpy]` in `cluster/e2b.yaml`",
      "pip packages installed first, one `pip install` per job",
      [](R r, N v, K k, C c) { c.e2b.dependencies = r.strings_of(v, k); }},
-    {"job_config.install_timeout", e2b, "seconds or `hh:mm:ss`", "600", "time limit of the `pip install`",
+    {"job_config.install_timeout", e2b, "seconds or `hh:mm:ss`", "600", "time limit of the `pip install` (at most 24 h)",
      [](R r, N v, K k, C c) { c.e2b.install_timeout = whole_seconds(r.duration_of(v, k)); }},
-    {"job_config.additional_files", e2b, "map sandbox path → local path", "`{}`", "extra uploads",
+    {"job_config.additional_files", e2b, "map sandbox path → local path", "`{}`",
+     "extra uploads; sandbox paths under `/home/user` (relative ones too) or `/tmp`, without `..`, not `/home/user/evaluate.py` nor in `/home/user/results`",
      [](R r, N v, K k, C c) {
          c.e2b.additional_files.clear();
          if (v.is_null()) return;
          r.expect_map(v, k);
-         for (const auto& [sandbox_path, local_path] : v.entries)
-             c.e2b.additional_files[sandbox_path] = r.path_of(local_path, k + "." + sandbox_path).string();
+         std::map<std::string, std::string> targets;  // sandbox target -> the key that named it
+         for (const auto& [sandbox_path, local_path] : v.entries) {
+             const std::string key = k + "." + printable(sandbox_path);
+             if (c.type == job_type::e2b) {  // (the local backend does not read it)
+                 const sandbox_path_check check = check_sandbox_path(sandbox_path);
+                 if (check.problem) r.fail(local_path, key, *check.problem);
+                 if (auto [it, fresh] = targets.emplace(check.target, key); !fresh)
+                     r.fail(local_path, key, "the same sandbox file (" + check.target + ") as " + it->second);
+             }
+             c.e2b.additional_files[sandbox_path] = r.path_of(local_path, key).string();
+         }
      },
      true},
     {"job_config.cpus", e2b, "integer ≥ 1 or `null`", "`null`", "the template's vCPUs, for the cost estimate",
@@ -501,6 +522,178 @@ std::optional<std::pair<std::string, std::string>> validate_values(const launche
             return problem{"job_config.run_tag", "expected letters, digits, '-', '_' or '.', got \"" + e.run_tag + "\""};
     if (e.sweep_on_start && e.run_tag.empty())
         return problem{"job_config.sweep_on_start", "needs job_config.run_tag (the tag whose sandboxes are killed at start-up)"};
+    if (cfg.type == job_type::e2b) {
+        if (e.install_timeout > max_sandbox_lifetime)
+            return problem{"job_config.install_timeout",
+                           std::to_string(e.install_timeout.count()) + " s is above 24 h (86400 s), " + lifetime_limits};
+        if (auto why = sandbox_lifetime_problem(e, e.timeout, "job_config.timeout"))
+            return problem{"job_config.timeout", *why};
+        std::map<std::string, std::string> targets;
+        for (const auto& [sandbox_path, local] : e.additional_files) {
+            const std::string key = "job_config.additional_files." + printable(sandbox_path);
+            const sandbox_path_check check = check_sandbox_path(sandbox_path);
+            if (check.problem) return problem{key, *check.problem};
+            if (auto [it, fresh] = targets.emplace(check.target, key); !fresh)
+                return problem{key, "the same sandbox file (" + check.target + ") as " + it->second};
+        }
+    }
+    for (const auto& [name, value] : cfg.extra_cmd_args)
+        if (auto why = extra_arg_problem(name)) return problem{"job_config.extra_cmd_args." + printable(name), *why};
+    for (const auto& [name, value] : cfg.env_vars) {
+        if (auto why = env_name_problem(name)) return problem{"job_config.env_vars." + printable(name), *why};
+        if (auto why = env_value_problem(value)) return problem{"job_config.env_vars." + name, *why};
+    }
+    return std::nullopt;
+}
+
+// ---- rules shared by the loader, validate() and check_inputs() ----------------------
+
+std::string printable(std::string_view text) {
+    std::string out;
+    for (const char ch : text) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (c < 0x20 || c == 0x7f) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\x%02x", c);
+            out += buf;
+        } else {
+            out += ch;
+        }
+    }
+    return out;
+}
+
+std::optional<std::string> program_file_problem(const fs::path& path) {
+    std::error_code ec;
+    const fs::file_status link = fs::symlink_status(path, ec);
+    if (ec || !fs::exists(link)) return std::string("does not exist");
+    const fs::file_status target = fs::status(path, ec);
+    if (ec || !fs::exists(target)) {
+        if (fs::is_symlink(link)) return std::string("is a broken symbolic link");
+        return std::string("does not exist");
+    }
+    if (fs::is_directory(target)) return std::string("is a folder");
+    if (!fs::is_regular_file(target)) {
+        const char* kind = fs::is_fifo(target)                                           ? "a named pipe"
+                           : fs::is_socket(target)                                       ? "a socket"
+                           : fs::is_block_file(target) || fs::is_character_file(target) ? "a device"
+                                                                                        : "not a file";
+        return "is not a regular file (" + std::string(kind) + ")";
+    }
+    if (::access(path.c_str(), R_OK) != 0)
+        return "cannot be read: " + std::error_code(errno, std::generic_category()).message();
+    return std::nullopt;
+}
+
+std::optional<std::string> extra_arg_problem(std::string_view key) {
+    // Rendered as `--key value`; argparse splits `--key=value` at '=' and expands an
+    // unambiguous prefix of a long option (allow_abbrev), so `--results` is --results_dir.
+    const std::string_view name = key.substr(0, key.find('='));
+    if (name.empty())
+        return std::string(key.empty() ? "an empty flag name would pass '--', which ends the evaluator's options"
+                                       : "a flag name cannot start with '='");
+    for (const std::string_view flag : {std::string_view("program_path"), std::string_view("results_dir")}) {
+        const std::string contract = "--" + std::string(flag);
+        const std::string what = flag == "program_path" ? "evaluate another program than the job's"
+                                                        : "write its results where the launcher does not read them";
+        if (name == flag)
+            return contract + " is passed by the launcher itself (the evaluation contract); a second one would win "
+                              "and make the evaluator " + what + "; remove this entry";
+        if (flag.starts_with(name))
+            return "'--" + printable(name) + "' is an abbreviation that Python's argparse expands to " + contract +
+                   ", which the launcher passes itself (the evaluation contract); a second one would make the "
+                   "evaluator " + what + "; remove or rename this entry";
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> env_name_problem(std::string_view name) {
+    if (name.empty()) return std::string("not a valid environment variable name: the name is empty");
+    if (name.find('\0') != std::string_view::npos)
+        return std::string("not a valid environment variable name: it contains a NUL byte");
+    if (name.find('=') != std::string_view::npos)
+        return std::string("not a valid environment variable name: it contains '=' (the evaluator would get '") +
+               printable(name.substr(0, name.find('='))) + "' instead)";
+    if (std::any_of(name.begin(), name.end(), [](char c) {
+            return static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) == 0x7f;
+        }))
+        return std::string("not a valid environment variable name: it contains a control character");
+    return std::nullopt;
+}
+
+std::optional<std::string> env_value_problem(std::string_view value) {
+    if (value.find('\0') != std::string_view::npos)
+        return std::string("the value contains a NUL byte, which cannot be passed in an environment variable");
+    return std::nullopt;
+}
+
+sandbox_path_check check_sandbox_path(std::string_view configured) {
+    // The folders the sandbox's file service lets the sandbox user write, and what the
+    // launcher writes itself (home_dir, evaluator_target and results_folder in e2b/engine.hpp).
+    constexpr std::string_view home = "/home/user", tmp = "/tmp";
+    constexpr std::string_view evaluator = "/home/user/evaluate.py", results = "/home/user/results";
+    sandbox_path_check out;
+    auto refuse = [&](std::string why) {
+        out.problem = std::move(why);
+        return out;
+    };
+    if (configured.empty()) return refuse("expected a file path in the sandbox, got \"\"");
+    if (std::any_of(configured.begin(), configured.end(), [](char c) {
+            return static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) == 0x7f;
+        }))
+        return refuse("a sandbox path cannot contain control characters");
+    for (std::size_t start = 0; start <= configured.size();) {
+        const std::size_t slash = std::min(configured.find('/', start), configured.size());
+        if (configured.substr(start, slash - start) == "..")
+            return refuse("'..' is not allowed in a sandbox path (files go under /home/user or /tmp)");
+        start = slash + 1;
+    }
+    if (configured.back() == '/') return refuse("names a folder; give the file's path in the sandbox");
+    const fs::path full = configured.front() == '/' ? fs::path(configured) : fs::path(home) / fs::path(configured);
+    out.target = full.lexically_normal().generic_string();
+    const std::string_view t = out.target;
+    auto under = [&t](std::string_view folder) {
+        return t.size() > folder.size() + 1 && t.starts_with(folder) && t[folder.size()] == '/';
+    };
+    if (t == home || t == tmp) return refuse("names a folder; give the file's path in the sandbox");
+    if (!under(home) && !under(tmp))
+        return refuse(out.target + " is outside /home/user and /tmp, the folders a sandbox's files can be written to "
+                                   "(a relative path is under /home/user)");
+    if (t == evaluator) return refuse("/home/user/evaluate.py is where the launcher uploads the evaluator");
+    if (t == results || under(results))
+        return refuse(out.target + " is in /home/user/results, the evaluator's results folder, which the launcher "
+                                   "creates and downloads; upload the file elsewhere");
+    return out;
+}
+
+std::optional<std::string> sandbox_lifetime_problem(const e2b_params& e, std::chrono::milliseconds evaluation,
+                                                    std::string_view timeout_key) {
+    using std::chrono::seconds;
+    const seconds eval_s((evaluation.count() + 999) / 1000);
+    const seconds install = e.dependencies.empty() ? seconds(0) : e.install_timeout;
+    const seconds lifetime = install + eval_s + sandbox_lifetime_margin;
+    if (eval_s > max_sandbox_lifetime)
+        return std::to_string(eval_s.count()) + " s is above 24 h (86400 s), " + lifetime_limits;
+    if (lifetime <= max_sandbox_lifetime) return std::nullopt;
+    std::string parts = e.dependencies.empty()
+                            ? std::string()
+                            : "job_config.install_timeout " + std::to_string(install.count()) + " s + ";
+    return "the sandbox would live " + std::to_string(lifetime.count()) + " s (" + parts + std::string(timeout_key) +
+           " " + std::to_string(eval_s.count()) + " s + " + std::to_string(sandbox_lifetime_margin.count()) +
+           " s margin), above 24 h (86400 s), " + lifetime_limits + "; lower " + std::string(timeout_key) +
+           (e.dependencies.empty() ? "" : " or job_config.install_timeout");
+}
+
+std::optional<std::string> job_spec_problem(const launcher_config& cfg, const job_spec& job) {
+    for (const auto& [name, value] : job.extra_args)
+        if (auto why = extra_arg_problem(name)) return "job_spec.extra_args." + printable(name) + ": " + *why;
+    for (const auto& [name, value] : job.env) {
+        if (auto why = env_name_problem(name)) return "job_spec.env." + printable(name) + ": " + *why;
+        if (auto why = env_value_problem(value)) return "job_spec.env." + name + ": " + *why;
+    }
+    if (cfg.type == job_type::e2b && job.timeout && job.timeout->count() > 0)
+        if (auto why = sandbox_lifetime_problem(cfg.e2b, *job.timeout, "job_spec.timeout"))
+            return "job_spec.timeout: " + *why;
     return std::nullopt;
 }
 

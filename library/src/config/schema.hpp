@@ -15,6 +15,9 @@
 
 #include "config/yaml_tree.hpp"
 #include "genesis/launch/config.hpp"
+#include "genesis/launch/job.hpp"
+
+#include <chrono>
 
 #include <filesystem>
 #include <functional>
@@ -28,6 +31,15 @@ namespace genesis::launch::config {
 
 constexpr int max_parallel_jobs_limit = 100000;
 constexpr int max_retries_limit = 100;
+// Programs in one batch (a list, or the .py files of programs=DIR).
+constexpr std::size_t max_programs = 100000;
+// A .env file is read whole: credentials, not data.
+constexpr std::size_t max_dotenv_bytes = 1024 * 1024;
+// The longest an E2B sandbox lives (Pro plan; the Hobby plan allows 1 h). The
+// lifetime asked for is install_timeout (with dependencies) + timeout + this margin
+// (see e2b_params in config.hpp and sandbox_lifetime in e2b/e2b_backend.cpp).
+constexpr std::chrono::seconds max_sandbox_lifetime{24 * 3600};
+constexpr std::chrono::seconds sandbox_lifetime_margin{120};
 
 // Typed reads from nodes. Every failure is a config_failure naming the node's
 // file:line (or override) and the key.
@@ -89,6 +101,44 @@ std::vector<std::string> launcher_children(std::string_view parent);
 
 // The first value that breaks a rule: {key, message}; nullopt when all is well.
 std::optional<std::pair<std::string, std::string>> validate_values(const launcher_config& cfg);
+
+// ---- rules shared by the loader, validate() and check_inputs() ----------------------
+
+// `text` with control characters and bytes >= 0x7f written as \xNN (for messages).
+std::string printable(std::string_view text);
+
+// Why `path` cannot be a candidate program ("does not exist", "is a broken symbolic
+// link", "is not a regular file (a named pipe)", "cannot be read: ..."); nullopt when
+// it is a readable regular file. Never opens the file.
+std::optional<std::string> program_file_problem(const std::filesystem::path& path);
+
+// Why an extra_cmd_args / job_spec::extra_args key cannot be passed as `--key`: the
+// contract's own flags (--program_path, --results_dir), also as an argparse
+// abbreviation (`--results`) or with `=value`, and an empty name.
+std::optional<std::string> extra_arg_problem(std::string_view key);
+
+// Why `name` cannot be an environment variable name (empty, '=', NUL, control
+// characters), or `value` a value (NUL).
+std::optional<std::string> env_name_problem(std::string_view name);
+std::optional<std::string> env_value_problem(std::string_view value);
+
+// An additional_files sandbox path: the absolute target (relative paths are under
+// /home/user, as sandbox_target() in e2b/engine.hpp resolves them), or why it is
+// refused (outside /home/user and /tmp, `..`, a folder, or a path the launcher
+// itself writes: /home/user/evaluate.py, /home/user/results/...).
+struct sandbox_path_check {
+    std::string target;
+    std::optional<std::string> problem;
+};
+sandbox_path_check check_sandbox_path(std::string_view configured);
+
+// The sandbox lifetime the E2B backend asks for with this evaluation limit, and why
+// it is refused (above max_sandbox_lifetime); `timeout_key` names the limit's key.
+std::optional<std::string> sandbox_lifetime_problem(const e2b_params& e, std::chrono::milliseconds evaluation,
+                                                    std::string_view timeout_key);
+
+// The first problem of one job_spec against its configuration: "<key>: <message>".
+std::optional<std::string> job_spec_problem(const launcher_config& cfg, const job_spec& job);
 
 // The key reference (markdown), generated from the table.
 std::string key_reference_markdown();

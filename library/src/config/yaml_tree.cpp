@@ -197,7 +197,33 @@ int line_of(const YAML::Node& yaml, int fallback) {
     return mark.line >= 0 ? mark.line + 1 : fallback;
 }
 
-node convert(const YAML::Node& yaml, const std::string& file, int line, const std::string& path) {
+// What one document has produced so far: yaml-cpp shares an aliased node, this tree
+// copies it, so nested aliases multiply (nine levels of nine: 9^9 values).
+// Errors name the top-level key being expanded, at its line: an aliased node's own
+// position is its anchor's, which says little about where it was multiplied.
+struct expansion_budget {
+    std::size_t nodes = 0;
+    std::size_t bytes = 0;
+    std::string top_key;
+    int top_line = 0;
+};
+
+void charge(expansion_budget& budget, std::size_t bytes, const std::string& file, int line, const std::string& path) {
+    ++budget.nodes;
+    budget.bytes += bytes;
+    const std::string& key = budget.top_key.empty() ? path : budget.top_key;
+    if (budget.nodes > max_expanded_nodes || budget.bytes > max_expanded_bytes)
+        throw expansion_failure(source::from_file(file, budget.top_line > 0 ? budget.top_line : line).describe() +
+                                ": " + (key.empty() ? "" : key + ": ") +
+                                "the document expands to more than " +
+                                (budget.nodes > max_expanded_nodes ? std::to_string(max_expanded_nodes) + " values"
+                                                                   : std::to_string(max_expanded_bytes >> 20) + " MiB of text") +
+                                " (YAML aliases nested in aliases?); refusing to expand it");
+}
+
+node convert(const YAML::Node& yaml, const std::string& file, int line, const std::string& path,
+             expansion_budget& budget) {
+    charge(budget, yaml.IsScalar() ? yaml.Scalar().size() : 0, file, line, path);
     switch (yaml.Type()) {
     case YAML::NodeType::Undefined:
     case YAML::NodeType::Null:
@@ -218,7 +244,7 @@ node convert(const YAML::Node& yaml, const std::string& file, int line, const st
         std::size_t index = 0;
         for (const auto& item : yaml) {
             n.items.push_back(convert(item, file, line_of(item, line),
-                                      path + (path.empty() ? "" : ".") + std::to_string(index)));
+                                      path + (path.empty() ? "" : ".") + std::to_string(index), budget));
             ++index;
         }
         return n;
@@ -240,7 +266,12 @@ node convert(const YAML::Node& yaml, const std::string& file, int line, const st
                                      child_path + ": duplicate key");
             // A map entry is located at its key's line (the value of `a:` followed by
             // an indented block starts on the next line).
-            n.entries.push_back(map_entry{name, convert(pair.second, file, key_line, child_path)});
+            if (path.empty()) {
+                budget.top_key = name;
+                budget.top_line = key_line;
+            }
+            charge(budget, name.size(), file, key_line, child_path);
+            n.entries.push_back(map_entry{name, convert(pair.second, file, key_line, child_path, budget)});
         }
         return n;
     }
@@ -257,7 +288,8 @@ void set_source_recursive(node& n, const source& src) {
 }  // namespace
 
 node from_yaml(const YAML::Node& yaml, const std::string& file, int fallback_line) {
-    return convert(yaml, file, line_of(yaml, fallback_line), "");
+    expansion_budget budget;
+    return convert(yaml, file, line_of(yaml, fallback_line), "", budget);
 }
 
 node load_yaml_file(const std::filesystem::path& path, const std::string& display) {
@@ -293,6 +325,9 @@ node parse_yaml_value(std::string_view text, const source& src) {
     node value;
     try {
         value = from_yaml(yaml, {}, 0);
+    } catch (const expansion_failure& e) {
+        const std::string what = e.what();
+        throw expansion_failure(src.describe() + ": " + what.substr(what.find(": ") + 2));
     } catch (const config_failure&) {
         throw config_failure(src.describe() + ": invalid YAML value: duplicate or non-scalar map key");
     }

@@ -31,6 +31,20 @@ public:
     explicit config_failure(const std::string& message);
 };
 
+// Raised when a document or an interpolation would grow past the limits below (YAML
+// aliases nested in aliases, "billion laughs"; ${...} repeated in ${...}). Never
+// downgraded to a note, also in the engine's keys.
+class expansion_failure : public config_failure {
+public:
+    using config_failure::config_failure;
+};
+
+// Limits of one loaded document (a file, or an override's value) after its aliases
+// are expanded, and of what interpolation adds to the tree: values (nodes) and bytes
+// of text.
+inline constexpr std::size_t max_expanded_nodes = 1'000'000;
+inline constexpr std::size_t max_expanded_bytes = 64u * 1024 * 1024;
+
 // Where a value was written.
 struct source {
     std::string file;           // file as shown to the user (relative to working_dir when possible)
