@@ -63,6 +63,7 @@ struct bad_case {
     std::string key_override;          // E2B: this key instead
     std::vector<std::string> chmod_000;  // files made unreadable (the row is skipped when running as root)
     std::vector<std::string> fifos;    // named pipes made in the case's folder
+    std::map<std::string, std::string> symlinks;  // link (in the case's folder) -> target
     int requests = 0;                  // E2B: requests the emulator may see (refused before: 0)
     std::string api_url;               // E2B: this URL instead of the emulator's
 };
@@ -93,6 +94,32 @@ os.symlink("../../../../outside-target", os.path.join(a.results_dir, "escape"))
 json.dump({"combined_score": 1.0}, open(os.path.join(a.results_dir, "metrics.json"), "w"))
 json.dump({"correct": True, "error": None}, open(os.path.join(a.results_dir, "correct.json"), "w"))
 )PY";
+
+// Nine levels of nine YAML aliases: 9^9 values once copied.
+std::string billion_laughs() {
+    std::string text = "a: &a [x, x, x, x, x, x, x, x, x]\n";
+    std::string previous = "a";
+    for (const char* name : {"b", "c", "d", "e", "f", "g", "h", "i"}) {
+        text += std::string(name) + ": &" + name + " [";
+        for (int i = 0; i < 9; ++i) text += (i ? ", *" : "*") + previous;
+        text += "]\n";
+        previous = name;
+    }
+    return text;
+}
+
+// A 1 KiB string repeated 16 times per level: 16 GiB at the sixth level.
+std::string growing_strings() {
+    std::string text = "task:\n  a: \"" + std::string(1024, 'x') + "\"\n";
+    std::string previous = "a";
+    for (const char* name : {"b", "c", "d", "e", "f", "g"}) {
+        text += std::string("  ") + name + ": \"";
+        for (int i = 0; i < 16; ++i) text += "${task." + previous + "}";
+        text += "\"\n";
+        previous = name;
+    }
+    return text;
+}
 
 std::vector<bad_case> catalogue() {
     const std::string data = GENESIS_TEST_DATA_DIR;
@@ -215,10 +242,131 @@ std::vector<bad_case> catalogue() {
     {
         // Unreadable even for root: reading a named pipe would block the run.
         bad_case row{"candidate_is_a_named_pipe", {"evo_config.init_program_path={DIR}/pipe.py"}, {}, 2,
-                     "program {DIR}/pipe.py is not a regular file (evo_config.init_program_path)"};
+                     "program {DIR}/pipe.py is not a regular file (a named pipe) (evo_config.init_program_path)"};
         row.fifos = {"pipe.py"};
         add(row);
     }
+    // ---- batches: empty, and entries that are not readable regular files ----
+    add({"batch_programs_empty_list", {"programs=[]"}, {}, 2,
+         "command line override 'programs=[]': programs: the list is empty (a pattern that matched no file?): nothing "
+         "to evaluate; give at least one program, or leave programs unset to evaluate evo_config.init_program_path"});
+    {
+        bad_case row{"batch_program_is_a_named_pipe", {"programs=[{DIR}/pipe.py]"}, {}, 2,
+                     "programs.0: '{DIR}/pipe.py' is not a regular file (a named pipe)"};
+        row.fifos = {"pipe.py"};
+        add(row);
+    }
+    {
+        bad_case row{"batch_folder_holds_a_named_pipe", {"programs={DIR}/cands"}, {{"cands/a.py", "x = 1\n"}}, 2,
+                     "programs: 'cands/b.py' in folder '{DIR}/cands' is not a regular file (a named pipe)"};
+        row.fifos = {"cands/b.py"};
+        add(row);
+    }
+    {
+        bad_case row{"batch_program_is_a_broken_symlink", {"programs=[{DIR}/link.py]"}, {}, 2,
+                     "programs.0: '{DIR}/link.py' is a broken symbolic link"};
+        row.symlinks = {{"link.py", "{DIR}/gone.py"}};
+        add(row);
+    }
+    {
+        bad_case row{"batch_folder_holds_a_broken_symlink", {"programs={DIR}/cands"}, {{"cands/a.py", "x = 1\n"}}, 2,
+                     "programs: 'cands/link.py' in folder '{DIR}/cands' is a broken symbolic link"};
+        row.symlinks = {{"cands/link.py", "{DIR}/gone.py"}};
+        add(row);
+    }
+    add({"batch_program_is_a_device", {"programs=[/dev/null]"}, {}, 2,
+         "programs.0: '/dev/null' is not a regular file (a device)"});
+    {
+        bad_case row{"batch_program_unreadable", {"programs=[{DIR}/locked.py]"}, {{"locked.py", "x = 1\n"}}, 2,
+                     "programs.0: '{DIR}/locked.py' cannot be read: Permission denied"};
+        row.chmod_000 = {"locked.py"};
+        add(row);
+    }
+    {
+        bad_case row{"candidate_is_a_broken_symlink", {"evo_config.init_program_path={DIR}/link.py"}, {}, 2,
+                     "program {DIR}/link.py is a broken symbolic link (evo_config.init_program_path)"};
+        row.symlinks = {{"link.py", "{DIR}/gone.py"}};
+        add(row);
+    }
+    // ---- extra_cmd_args that would replace the contract's own flags ----
+    add({"extra_cmd_args_program_path", {"job_config.extra_cmd_args.program_path={DIR}/other.py"}, {}, 2,
+         "job_config.extra_cmd_args.program_path: --program_path is passed by the launcher itself (the evaluation "
+         "contract); a second one would win and make the evaluator evaluate another program than the job's"});
+    add({"extra_cmd_args_results_dir", {"job_config.extra_cmd_args.results_dir={DIR}/elsewhere"}, {}, 2,
+         "job_config.extra_cmd_args.results_dir: --results_dir is passed by the launcher itself"});
+    add({"extra_cmd_args_argparse_abbreviation", {"job_config.extra_cmd_args.results={DIR}/elsewhere"}, {}, 2,
+         "job_config.extra_cmd_args.results: '--results' is an abbreviation that Python's argparse expands to "
+         "--results_dir"});
+    add({"extra_cmd_args_flag_with_value",
+         {"variant=eq"},
+         {{"configs/variant/eq.yaml", "job_config:\n  extra_cmd_args:\n    \"program_path=x.py\": true\n"}},
+         2,
+         "variant/eq.yaml:3: job_config.extra_cmd_args.program_path=x.py: --program_path is passed by the launcher itself"});
+    add({"extra_cmd_args_empty_key",
+         {"variant=empty"},
+         {{"configs/variant/empty.yaml", "job_config:\n  extra_cmd_args:\n    \"\": 1\n"}},
+         2,
+         "variant/empty.yaml:3: job_config.extra_cmd_args.: an empty flag name would pass '--'"});
+    // ---- env_vars names ----
+    add({"env_vars_name_with_equals",
+         {"variant=envq"},
+         {{"configs/variant/envq.yaml", "job_config:\n  env_vars:\n    \"PATH=/evil\": x\n"}},
+         2,
+         "variant/envq.yaml:3: job_config.env_vars.PATH=/evil: not a valid environment variable name: it contains '=' "
+         "(the evaluator would get 'PATH' instead)"});
+    add({"env_vars_empty_name",
+         {"variant=enve"},
+         {{"configs/variant/enve.yaml", "job_config:\n  env_vars:\n    \"\": x\n"}},
+         2,
+         "job_config.env_vars.: not a valid environment variable name: the name is empty"});
+    add({"env_vars_name_with_nul",
+         {"variant=envn"},
+         {{"configs/variant/envn.yaml", "job_config:\n  env_vars:\n    \"A\\0B\": x\n"}},
+         2,
+         "job_config.env_vars.A\\x00B: not a valid environment variable name: it contains a NUL byte"});
+    add({"env_vars_value_with_nul",
+         {"variant=envv"},
+         {{"configs/variant/envv.yaml", "job_config:\n  env_vars:\n    A: \"x\\0y\"\n"}},
+         2,
+         "job_config.env_vars.A: the value contains a NUL byte"});
+    // ---- E2B limits and sandbox paths ----
+    add({"e2b_timeout_above_a_day", {"cluster=e2b", "job_config.timeout=90000"}, {}, 2,
+         "job_config.timeout: 90000 s is above 24 h (86400 s), the longest an E2B sandbox lives (1 h on the Hobby "
+         "plan, 24 h on Pro)",
+         where::stderr_line, backend::e2b});
+    add({"e2b_sandbox_lifetime_above_a_day",
+         {"cluster=e2b", "job_config.timeout=86000", "job_config.dependencies=[numpy]"}, {}, 2,
+         "job_config.timeout: the sandbox would live 86720 s (job_config.install_timeout 600 s + job_config.timeout "
+         "86000 s + 120 s margin), above 24 h (86400 s)",
+         where::stderr_line, backend::e2b});
+    add({"e2b_install_timeout_above_a_day", {"cluster=e2b", "job_config.install_timeout=25:00:00"}, {}, 2,
+         "job_config.install_timeout: 90000 s is above 24 h (86400 s)", where::stderr_line, backend::e2b});
+    add({"additional_file_outside_home_and_tmp",
+         {"cluster=e2b", "job_config.additional_files={/etc/data.txt: {DIR}/data.txt}"}, {{"data.txt", "x"}}, 2,
+         "job_config.additional_files./etc/data.txt: /etc/data.txt is outside /home/user and /tmp",
+         where::stderr_line, backend::e2b});
+    add({"additional_file_with_dotdot",
+         {"cluster=e2b", "job_config.additional_files={../../etc/x: {DIR}/data.txt}"}, {{"data.txt", "x"}}, 2,
+         "job_config.additional_files.../../etc/x: '..' is not allowed in a sandbox path",
+         where::stderr_line, backend::e2b});
+    add({"additional_file_over_the_evaluator",
+         {"cluster=e2b", "job_config.additional_files={evaluate.py: {DIR}/data.txt}"}, {{"data.txt", "x"}}, 2,
+         "/home/user/evaluate.py is where the launcher uploads the evaluator", where::stderr_line, backend::e2b});
+    add({"additional_file_in_the_results_folder",
+         {"cluster=e2b", "job_config.additional_files={/home/user/results/metrics.json: {DIR}/data.txt}"},
+         {{"data.txt", "x"}}, 2,
+         "/home/user/results/metrics.json is in /home/user/results, the evaluator's results folder",
+         where::stderr_line, backend::e2b});
+    add({"additional_file_over_the_candidate",
+         {"cluster=e2b", "job_config.additional_files={good.py: {DIR}/data.txt}"}, {{"data.txt", "x"}}, 2,
+         "job_config.additional_files.good.py: /home/user/good.py is where the candidate program",
+         where::stderr_line, backend::e2b});
+    // ---- unbounded expansion ----
+    add({"yaml_billion_laughs", {"variant=laughs"}, {{"configs/variant/laughs.yaml", billion_laughs()}}, 2,
+         "variant/laughs.yaml:7: g: the document expands to more than 1000000 values (YAML aliases nested in "
+         "aliases?); refusing to expand it"});
+    add({"interpolation_repeated_in_interpolation", {"variant=grow"}, {{"configs/variant/grow.yaml", growing_strings()}},
+         2, "variant/grow.yaml:6: task.e: interpolation expands to more than 1000000 values or 64 MiB of text"});
     add({"config_file_is_a_folder", {"variant=folder"}, {{"configs/variant/folder.yaml/x", ""}}, 2,
          "variant 'folder' not found"});
     // ---- results folder ----
@@ -237,6 +385,25 @@ std::vector<bad_case> catalogue() {
                      "E2B_API_KEY is not set"};
         row.uses = backend::e2b;
         row.with_key = false;
+        add(row);
+    }
+    {
+        // A key with white space inside (around it, it is trimmed): a configuration
+        // error, not "cannot reach the E2B service" (exit 3, which scripts retry).
+        bad_case row{"e2b_api_key_with_space_inside_in_dotenv", {"cluster=e2b"},
+                     {{".env", "E2B_API_KEY=\"e2b_0123 4567\"\r\n"}}, 2,
+                     "E2B_API_KEY (from .env) contains white space, a control character or a non-ASCII byte inside "
+                     "the key (the key is not shown)"};
+        row.uses = backend::e2b;
+        row.with_key = false;
+        add(row);
+    }
+    {
+        bad_case row{"e2b_api_key_with_control_character_in_environment", {"cluster=e2b"}, {}, 2,
+                     "E2B_API_KEY (from the environment) contains white space, a control character or a non-ASCII "
+                     "byte inside the key (the key is not shown)"};
+        row.uses = backend::e2b;
+        row.key_override = "e2b_0123\x01" "4567";
         add(row);
     }
     {
@@ -314,8 +481,12 @@ TEST_P(BadInput, ClearOneLineErrorAndNothingLaunched) {
     for (const auto& [path, text] : row.files) write_file(dir / path, expand(text, dir));
     for (const auto& path : row.chmod_000) fs::permissions(dir / path, fs::perms::none);
     for (const auto& path : row.fifos) {
-        fs::create_directories(dir);
+        fs::create_directories((dir / path).parent_path());
         ASSERT_EQ(::mkfifo((dir / path).c_str(), 0644), 0);
+    }
+    for (const auto& [link, target] : row.symlinks) {
+        fs::create_directories((dir / link).parent_path());
+        fs::create_symlink(expand(target, dir), dir / link);
     }
 
     env_list env{{"E2B_API_KEY", ""}};
