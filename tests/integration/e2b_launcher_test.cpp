@@ -116,6 +116,25 @@ with open(os.path.join(args.results_dir, "correct.json"), "w") as f:
     json.dump({"correct": True, "error": None}, f)
 )PY";
 
+// Finds the candidate and the additional files under the candidate's own name, and
+// writes a copy of the candidate into the results under that name.
+constexpr const char* names_py = R"PY(import argparse, json, os, shutil
+p = argparse.ArgumentParser()
+p.add_argument("--program_path", required=True)
+p.add_argument("--results_dir", required=True)
+args, _ = p.parse_known_args()
+os.makedirs(args.results_dir, exist_ok=True)
+name = os.path.basename(args.program_path)
+found = {"program": os.path.isfile(args.program_path)}
+for d in ("/home/user/extra", "/tmp/extra"):
+    found[d] = os.path.isfile(os.path.join(d, name))
+shutil.copyfile(args.program_path, os.path.join(args.results_dir, name))
+with open(os.path.join(args.results_dir, "metrics.json"), "w") as f:
+    json.dump({"combined_score": 1.0, "public": {"name": name, "found": found}}, f)
+with open(os.path.join(args.results_dir, "correct.json"), "w") as f:
+    json.dump({"correct": all(found.values()), "error": None}, f)
+)PY";
+
 // Prints "started", sleeps 2 s, then succeeds (long enough for a sandbox to vanish under it).
 constexpr const char* slow_ok_py = R"PY(import argparse, json, os, sys, time
 p = argparse.ArgumentParser()
@@ -457,6 +476,53 @@ TEST_F(E2bLauncher, OkJobWithEnvArgsFilesAndStreamedOutput) {
 }
 
 // ---- candidate failures ---------------------------------------------------------------------
+
+// A name that needs encoding somewhere (a multipart filename, a query string, the
+// shell) means the same file in the upload, the command line and the download.
+TEST_F(E2bLauncher, NamesThatNeedEncodingMeanTheSameFileEverywhere) {
+    const std::vector<std::string> names = {"a\"quote.py", "with space.py", "per%20cent.py", "hash#.py",
+                                            "what?.py",     "back\\slash.py", "semi;colon\'s.py",
+                                            "\xc3\xa9t\xc3\xa9.py", "-dash.py", "$HOME.py"};
+    write_file(tmp_ / "names.py", names_py);
+    auto cfg = config();
+    cfg.eval_program_path = tmp_ / "names.py";
+    auto& l = make(cfg);
+    std::vector<std::pair<std::string, gl::job_handle>> jobs;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        const auto& name = names[i];
+        const fs::path dir = tmp_ / "named" / std::to_string(i);
+        write_file(dir / name, "VALUE = " + std::to_string(i) + "  # " + name + "\n");
+        auto s = spec("named-" + std::to_string(i), dir / name);
+        jobs.emplace_back(name, l.submit(std::move(s)));
+    }
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+        auto& [name, h] = jobs[i];
+        auto r = wait(h);
+        EXPECT_EQ(r.result, gl::outcome::ok) << name << ": " << r.diagnostic << "\n" << r.stderr_text;
+        const auto* pub = r.metrics.if_contains("public");
+        ASSERT_TRUE(pub && pub->is_object()) << name;
+        EXPECT_EQ(pub->at("name").as_string(), name);
+        EXPECT_TRUE(pub->at("found").at("program").as_bool()) << name;
+        EXPECT_EQ(read_file(tmp_ / "jobs" / ("named-" + std::to_string(i)) / name),
+                  read_file(tmp_ / "named" / std::to_string(i) / name))
+            << name;
+    }
+    finish(l);
+
+    // The same names as additional files, all in one job.
+    auto cfg2 = config();
+    cfg2.eval_program_path = tmp_ / "names.py";
+    const std::string name = "a\"q u%25#?\xc3\xa9\\.py";
+    write_file(tmp_ / "extra" / name, "extra\n");
+    cfg2.e2b.additional_files = {{"extra/" + name, (tmp_ / "extra" / name).string()},
+                                 {"/tmp/extra/" + name, (tmp_ / "extra" / name).string()}};
+    write_file(tmp_ / "named" / "x" / name, "VALUE = 0\n");
+    auto& l2 = make(cfg2);
+    auto r = run(l2, spec("named-extra", tmp_ / "named" / "x" / name));
+    EXPECT_EQ(r.result, gl::outcome::ok) << r.diagnostic << "\n" << r.stderr_text;
+    EXPECT_TRUE(r.correct) << json::serialize(r.metrics);
+    finish(l2);
+}
 
 TEST_F(E2bLauncher, CandidateFailuresAreReportedNotRetried) {
     auto& l = make(config());

@@ -368,6 +368,18 @@ asio::awaitable<api_status> api::upload(sandbox_handle sb, std::string sandbox_p
 }
 
 asio::awaitable<api_status> api::upload_files(sandbox_handle sb, std::vector<upload_file> files) {
+    // A name that a multipart filename cannot carry unchanged goes on its own, its
+    // path in the query string (one more request, for unusual names only).
+    std::vector<upload_file> alone;
+    std::erase_if(files, [&](upload_file& f) {
+        if (multipart_safe_name(f.path)) return false;
+        alone.push_back(std::move(f));
+        return true;
+    });
+    for (auto& f : alone) {
+        auto sent = co_await upload(sb, std::move(f.path), std::move(f.bytes));
+        if (!sent) co_return sent;
+    }
     const std::string context = "upload of " + std::to_string(files.size()) + " files to sandbox " + sb.id;
     if (files.empty()) co_return api_status::success(std::monostate());
     if (files.size() == 1) co_return co_await upload(std::move(sb), std::move(files[0].path), std::move(files[0].bytes));

@@ -225,6 +225,14 @@ void append_part(std::string& body, const std::string& boundary, const std::stri
     body += "\r\n";
 }
 
+bool multipart_safe_name(std::string_view path) noexcept {
+    for (char c : path) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u < 0x20 || u >= 0x7f || c == '"' || c == '\\' || c == '%') return false;
+    }
+    return !path.empty();
+}
+
 // multipart/form-data with one `file` part, for envd < 0.5.7.
 std::string multipart_body(const std::string& path, const std::string& bytes, const std::string& boundary) {
     std::string body;

@@ -61,6 +61,11 @@ std::string start_request_body(const std::string& command, const std::string& cw
 // A multipart boundary that occurs in none of `contents`.
 std::string unique_boundary(const std::vector<const std::string*>& contents);
 void append_part(std::string& body, const std::string& boundary, const std::string& path, const std::string& bytes);
+// True when `path` travels unchanged as a multipart `filename`: printable ASCII
+// other than `"`, `\` and `%`. Servers and clients differ on how the others are
+// escaped (`"` as %22 or \", `\` as an escape character, %XX decoded or not), so
+// such a file is uploaded on its own, its path in the query string.
+bool multipart_safe_name(std::string_view path) noexcept;
 std::string multipart_body(const std::string& path, const std::string& bytes, const std::string& boundary);
 
 // ---- response parsing ----
