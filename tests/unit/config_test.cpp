@@ -929,6 +929,14 @@ TEST_F(ConfigTest, ExtraCmdArgsCannotPassTheContractsOwnFlags) {
                                         "--program_path is passed by the launcher itself"));
     write("configs/variant/demo.yaml", "job_config:\n  extra_cmd_args:\n    \"\": 1\n");
     EXPECT_THAT(load_error(), HasSubstr("job_config.extra_cmd_args.: an empty flag name would pass '--'"));
+    // A value argparse would read as one of those flags (after a flag that takes no value).
+    write("configs/variant/demo.yaml", "task:\n  marker: variant_demo\n");
+    EXPECT_THAT(load_error({"job_config.extra_cmd_args.verbose='--program_path=other.py'"}),
+                HasSubstr("job_config.extra_cmd_args.verbose: the value '--program_path=other.py' would be read by "
+                          "Python's argparse as --program_path"));
+    EXPECT_THAT(load_error({"job_config.extra_cmd_args.mode='--results'"}), HasSubstr("as --results_dir"));
+    EXPECT_EQ(load({"job_config.extra_cmd_args.mode='--fast'", "++job_config.extra_cmd_args.n='-5'"})
+                  .launcher.extra_cmd_args.size(), 2u);
     // Other names, including ones argparse does not map to the contract's flags, stay allowed.
     write("configs/variant/demo.yaml",
           "job_config:\n  extra_cmd_args:\n    program-path: a\n    problem: b\n    results_dir_extra: c\n    seed: 1\n");
@@ -1065,6 +1073,9 @@ TEST_F(ConfigTest, JobSpecExtraArgsAndEnvAreCheckedAndRejectedAtSubmit) {
     job.extra_args = {{"results", "x"}};
     gl::check_inputs(cfg, job, ec, diag);
     EXPECT_THAT(diag.client_message, StartsWith("job_spec.extra_args.results: '--results' is an abbreviation"));
+    job.extra_args = {{"flag", "--program_path"}};
+    gl::check_inputs(cfg, job, ec, diag);
+    EXPECT_THAT(diag.client_message, StartsWith("job_spec.extra_args.flag: the value '--program_path' would be read"));
     job.extra_args = {{"seed", 3}};
     job.env = {{"A=B", "1"}};
     gl::check_inputs(cfg, job, ec, diag);

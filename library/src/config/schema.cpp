@@ -186,8 +186,11 @@ const std::vector<launcher_key> table = {
          c.extra_cmd_args.clear();
          if (v.is_null()) return;
          r.expect_map(v, k);
-         for (const auto& [name, value] : v.entries)
+         for (const auto& [name, value] : v.entries) {
              if (auto why = extra_arg_problem(name)) r.fail(value, k + "." + printable(name), *why);
+             if (value.kind == node_kind::string)
+                 if (auto why = extra_arg_value_problem(value.text)) r.fail(value, k + "." + printable(name), *why);
+         }
          c.extra_cmd_args = to_json(v).as_object();
      },
      true},
@@ -537,8 +540,12 @@ std::optional<std::pair<std::string, std::string>> validate_values(const launche
                 return problem{key, "the same sandbox file (" + check.target + ") as " + it->second};
         }
     }
-    for (const auto& [name, value] : cfg.extra_cmd_args)
+    for (const auto& [name, value] : cfg.extra_cmd_args) {
         if (auto why = extra_arg_problem(name)) return problem{"job_config.extra_cmd_args." + printable(name), *why};
+        if (value.is_string())
+            if (auto why = extra_arg_value_problem(value.get_string()))
+                return problem{"job_config.extra_cmd_args." + printable(name), *why};
+    }
     for (const auto& [name, value] : cfg.env_vars) {
         if (auto why = env_name_problem(name)) return problem{"job_config.env_vars." + printable(name), *why};
         if (auto why = env_value_problem(value)) return problem{"job_config.env_vars." + name, *why};
@@ -604,6 +611,20 @@ std::optional<std::string> extra_arg_problem(std::string_view key) {
                    ", which the launcher passes itself (the evaluation contract); a second one would make the "
                    "evaluator " + what + "; remove or rename this entry";
     }
+    return std::nullopt;
+}
+
+std::optional<std::string> extra_arg_value_problem(std::string_view value) {
+    // `--flag VALUE` is two arguments: for an evaluator whose --flag takes no value
+    // (store_true), argparse reads VALUE as an option of its own.
+    if (!value.starts_with("--")) return std::nullopt;
+    const std::string_view name = value.substr(2, value.find('=') == std::string_view::npos ? std::string_view::npos
+                                                                                           : value.find('=') - 2);
+    if (name.empty()) return std::nullopt;
+    for (const std::string_view flag : {std::string_view("program_path"), std::string_view("results_dir")})
+        if (flag.starts_with(name))
+            return "the value '" + printable(value.substr(0, 64)) + "' would be read by Python's argparse as --" +
+                   std::string(flag) + ", which the launcher passes itself (the evaluation contract)";
     return std::nullopt;
 }
 
@@ -685,8 +706,12 @@ std::optional<std::string> sandbox_lifetime_problem(const e2b_params& e, std::ch
 }
 
 std::optional<std::string> job_spec_problem(const launcher_config& cfg, const job_spec& job) {
-    for (const auto& [name, value] : job.extra_args)
+    for (const auto& [name, value] : job.extra_args) {
         if (auto why = extra_arg_problem(name)) return "job_spec.extra_args." + printable(name) + ": " + *why;
+        if (value.is_string())
+            if (auto why = extra_arg_value_problem(value.get_string()))
+                return "job_spec.extra_args." + printable(name) + ": " + *why;
+    }
     for (const auto& [name, value] : job.env) {
         if (auto why = env_name_problem(name)) return "job_spec.env." + printable(name) + ": " + *why;
         if (auto why = env_value_problem(value)) return "job_spec.env." + name + ": " + *why;

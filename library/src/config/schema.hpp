@@ -116,6 +116,9 @@ std::optional<std::string> program_file_problem(const std::filesystem::path& pat
 // contract's own flags (--program_path, --results_dir), also as an argparse
 // abbreviation (`--results`) or with `=value`, and an empty name.
 std::optional<std::string> extra_arg_problem(std::string_view key);
+// Why a string value cannot follow `--key`: argparse would read `--results=x` or
+// `--program_path` as an option of its own (after a flag that takes no value).
+std::optional<std::string> extra_arg_value_problem(std::string_view value);
 
 // Why `name` cannot be an environment variable name (empty, '=', NUL, control
 // characters), or `value` a value (NUL).

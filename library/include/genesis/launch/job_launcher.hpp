@@ -152,7 +152,7 @@ std::optional<std::string> check_inputs(const launcher_config& cfg,
 // The checks of one job_spec that submit() also makes (a job failing them is
 // rejected with errc::invalid_job): extra_args that would pass the contract's own
 // flags (`program_path`, `results_dir`, an argparse abbreviation of either, or
-// `name=value`), env names that are not environment variable names (empty, '=', NUL,
+// `name=value`, or a string value argparse would read as one of them), env names that are not environment variable names (empty, '=', NUL,
 // control characters) and values with NUL, and (E2B) a timeout that would make the
 // sandbox live longer than 24 h. Sets ec = errc::invalid_job and a one-line
 // diag.client_message naming the field on the first problem; clears both otherwise.
