@@ -42,8 +42,8 @@ public:
 // Limits of one loaded document (a file, or an override's value) after its aliases
 // are expanded, and of what interpolation adds to the tree: values (nodes) and bytes
 // of text.
-inline constexpr std::size_t max_expanded_nodes = 1'000'000;
-inline constexpr std::size_t max_expanded_bytes = 64u * 1024 * 1024;
+inline constexpr std::size_t max_expanded_nodes = 100'000;
+inline constexpr std::size_t max_expanded_bytes = 16u * 1024 * 1024;
 
 // Where a value was written.
 struct source {
