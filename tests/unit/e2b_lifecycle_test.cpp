@@ -17,6 +17,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <deque>
 #include <functional>
 #include <set>
@@ -434,6 +435,35 @@ TEST_F(E2bLifecycle, TheResultDoesNotWaitForASlowKillButShutdownDoes) {
     ASSERT_EQ(down.wait_for(0s), std::future_status::ready) << "shutdown did not end";
     EXPECT_TRUE(api_.live.empty());
     EXPECT_EQ(api_.calls.back(), "list");  // the sweep, after the kill
+}
+
+// Sandboxes whose kill is still under way count against max_parallel_jobs: the next
+// job's create waits for them, so no more sandboxes live at once than configured.
+TEST_F(E2bLifecycle, ASlowKillHoldsTheNextCreateNotTheResult) {
+    cfg_.max_parallel_jobs = 1;
+    api_.hold_kills = true;
+    asio::io_context io;
+    detail::launcher_core launcher(cfg_, io.get_executor(), factory());
+    auto first = launcher.async_submit(job(), asio::use_future);
+    auto second_spec = job();
+    second_spec.job_id = "job-2";
+    auto second = launcher.async_submit(second_spec, asio::use_future);
+    run_until(io, [&] { return first.wait_for(0s) == std::future_status::ready; });
+    ASSERT_EQ(first.wait_for(0s), std::future_status::ready);
+    EXPECT_EQ(first.get().result, outcome::ok);
+    io.poll();
+    auto creates = [&] { return std::count(api_.calls.begin(), api_.calls.end(), "create"); };
+    EXPECT_EQ(creates(), 1) << "a second sandbox was created while the first one's kill was under way";
+    EXPECT_NE(second.wait_for(0s), std::future_status::ready);
+    api_.hold_kills = false;
+    api_.release();
+    run_until(io, [&] { return second.wait_for(0s) == std::future_status::ready; });
+    ASSERT_EQ(second.wait_for(0s), std::future_status::ready);
+    EXPECT_EQ(second.get().result, outcome::ok);
+    EXPECT_EQ(creates(), 2);
+    auto down = launcher.async_shutdown(asio::use_future);
+    run_until(io, [&] { return down.wait_for(0s) == std::future_status::ready; });
+    EXPECT_TRUE(api_.live.empty());
 }
 
 // An evaluator stopped at its limit: what it wrote is fetched within kill_grace + a

@@ -308,6 +308,14 @@ asio::awaitable<step> engine::create_sandbox(std::shared_ptr<job_run> j) {
     std::string last_problem;
 
     for (;;) {
+        // No more sandboxes than max_parallel_jobs, kills still under way included (a
+        // result does not wait for a slow kill; the next job's create does).
+        while (live_ + creating_ >= std::max(1, cfg_.max_parallel_jobs) && j->stop == stop_reason::none) {
+            const auto waiting = clock::now();
+            co_await wait_for_slot(backoff.maximum);
+            retry.exclude(clock::now() - waiting);
+        }
+        if (j->stop != stop_reason::none) co_return step::failed;
         co_await pace();
         std::map<std::string, std::string> tags;
         tags["genesis_run"] = run_tag_;
