@@ -4,7 +4,8 @@
 #
 #   ./bootstrap.sh example   # install deps, build, evaluate examples/circle_packing locally
 #   ./bootstrap.sh test      # install deps, build, run every test, then again under
-#                            # ASan+UBSan (Clang 14) with bounded libFuzzer runs
+#                            # ASan+UBSan (Clang 14) with bounded libFuzzer runs, then
+#                            # under ThreadSanitizer (the C++ suites)
 #
 # More (docs/testing.md): `test-normal` (the normal build's tests only),
 # `test-asan` (the ASan+UBSan+fuzz build's tests only), `test-tsan` (ThreadSanitizer).
@@ -61,18 +62,26 @@ install_missing() {
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
 
-build() {
+build() {  # [targets...] (default: everything)
   echo "==> configuring ($build_type) in $build_dir"
   cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="$build_type" >/dev/null || return
-  echo "==> building with $jobs jobs"
-  cmake --build "$build_dir" -j "$jobs"
+  if [ $# -gt 0 ]; then
+    echo "==> building $* with $jobs jobs"
+    cmake --build "$build_dir" -j "$jobs" --target "$@"
+  else
+    echo "==> building with $jobs jobs"
+    cmake --build "$build_dir" -j "$jobs"
+  fi
 }
 
 # Sanitizer builds use Clang 14 against libstdc++, at -O1 (fast enough to run
 # the suite, with usable stack traces). They leave the benchmarks out.
-sanitizer_build() {  # dir sanitizers [extra cmake args...]
-  local dir=$1 sanitizers=$2
+sanitizer_build() {  # dir sanitizers [targets...] (default: everything)
+  local dir=$1 sanitizers=$2 extra=()
   shift 2
+  if [ "$sanitizers" = "address,undefined" ]; then
+    extra=(-DGENESIS_LAUNCH_FUZZ=ON -DGENESIS_LAUNCH_FUZZ_SECONDS="$fuzz_seconds")
+  fi
   echo "==> configuring the $sanitizers build in $dir"
   # A folder configured earlier with another compiler starts afresh.
   if [ -f "$dir/CMakeCache.txt" ] && ! grep -q '^CMAKE_CXX_COMPILER:FILEPATH=.*clang++-14$' "$dir/CMakeCache.txt"; then
@@ -81,9 +90,14 @@ sanitizer_build() {  # dir sanitizers [extra cmake args...]
   fi
   cmake -S . -B "$dir" -G Ninja -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=Debug \
     -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" -DGENESIS_LAUNCH_SANITIZE="$sanitizers" -DGENESIS_LAUNCH_BUILD_BENCH=OFF \
-    "$@" >/dev/null || return
-  echo "==> building with $jobs jobs"
-  cmake --build "$dir" -j "$jobs"
+    "${extra[@]}" >/dev/null || return
+  if [ $# -gt 0 ]; then
+    echo "==> building $* with $jobs jobs"
+    cmake --build "$dir" -j "$jobs" --target "$@"
+  else
+    echo "==> building with $jobs jobs"
+    cmake --build "$dir" -j "$jobs"
+  fi
 }
 
 if [ -z "${ASAN_SYMBOLIZER_PATH:-}" ] && command -v llvm-symbolizer-14 >/dev/null 2>&1; then
@@ -92,23 +106,37 @@ fi
 
 # (The test functions run under `||`, where `set -e` does not apply: hence `|| return`.)
 
+# The suite of a build folder: every test but the load tests, in parallel; then the
+# load tests (label `load`: the soak and the 500-job run, sized for the build by
+# tests/CMakeLists.txt), one at a time. Both run even when the first fails.
+run_suite() {  # dir [labels to leave out, as a regex]
+  local dir=$1 skip=load rc=0
+  [ -n "${2:-}" ] && skip="load|$2"
+  echo "==> running the tests"
+  ctest --test-dir "$dir" --output-on-failure -j "$jobs" -LE "$skip" || rc=1
+  echo "==> running the load tests"
+  ctest --test-dir "$dir" --output-on-failure -L load || rc=1
+  return $rc
+}
+
 test_normal() {
   build || return
-  echo "==> running the tests"
-  ctest --test-dir "$build_dir" --output-on-failure -j "$jobs"
+  run_suite "$build_dir"
 }
 
 test_asan() {
-  sanitizer_build "$asan_build_dir" address,undefined -DGENESIS_LAUNCH_FUZZ=ON \
-    -DGENESIS_LAUNCH_FUZZ_SECONDS="$fuzz_seconds" || return
-  echo "==> running the tests under ASan+UBSan, fuzzing each target for ${fuzz_seconds}s"
-  ctest --test-dir "$asan_build_dir" --output-on-failure -j "$jobs"
+  sanitizer_build "$asan_build_dir" address,undefined || return
+  echo "==> under ASan+UBSan, fuzzing each target for ${fuzz_seconds}s"
+  run_suite "$asan_build_dir"
 }
 
+# ThreadSanitizer: the library's own tests (unit, integration, emulator, the load
+# tests sized down); the conformance, Python and package tests add nothing there.
+tsan_targets=(unit_tests integration_tests emulator_tests genesis_launch genesis_e2b_emulator)
 test_tsan() {
-  sanitizer_build "$tsan_build_dir" thread || return
-  echo "==> running the tests under ThreadSanitizer"
-  ctest --test-dir "$tsan_build_dir" --output-on-failure -j "$jobs"
+  sanitizer_build "$tsan_build_dir" thread "${tsan_targets[@]}" || return
+  echo "==> under ThreadSanitizer"
+  run_suite "$tsan_build_dir" 'conformance|python'
 }
 
 # The benchmarks: a Release build of their targets only (no tests), then the
@@ -137,7 +165,7 @@ timed() {  # label command...
 case "${1:-}" in
   example)
     install_missing
-    build
+    build genesis_launch  # the CLI only: the tests are the other command's
     echo "==> evaluating the bundled circle-packing example"
     exec "$build_dir/cli/genesis_launch" variant=circle_packing_example cluster=local
     ;;
@@ -147,6 +175,7 @@ case "${1:-}" in
     rc=0
     timed "normal build and tests" test_normal || rc=1
     timed "ASan+UBSan build, tests and fuzzing" test_asan || rc=1
+    timed "TSan build and tests" test_tsan || rc=1
     exit $rc
     ;;
   test-normal) install_missing; timed "normal build and tests" test_normal ;;

@@ -3,6 +3,8 @@
 
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -133,6 +135,36 @@ inline int env_int(const char* name, int fallback) {
     const long n = std::strtol(v, &end, 10);
     return end && *end == '\0' && n > 0 && n < 1'000'000 ? static_cast<int>(n) : fallback;
 }
+
+// Counts a batch of jobs down as they finish. wait() returns when all have, or false
+// once none has finished for `stall`: a hang guard that holds on a machine of any
+// speed (a slow machine finishes jobs slowly, a hung launcher finishes none).
+class batch_progress {
+public:
+    explicit batch_progress(int jobs) : remaining_(jobs) {}
+    void one_done() {
+        std::lock_guard lock(m_);
+        --remaining_;
+        cv_.notify_all();
+    }
+    bool wait(std::chrono::seconds stall) {
+        std::unique_lock lock(m_);
+        while (remaining_ > 0) {
+            const int before = remaining_;
+            if (!cv_.wait_for(lock, stall, [&] { return remaining_ != before; })) return false;
+        }
+        return true;
+    }
+    int remaining() const {
+        std::lock_guard lock(m_);
+        return remaining_;
+    }
+
+private:
+    mutable std::mutex m_;
+    std::condition_variable cv_;
+    int remaining_;
+};
 
 inline std::filesystem::path data_dir() { return GENESIS_TEST_DATA_DIR; }
 inline std::filesystem::path evaluator(const std::string& name) { return data_dir() / "evaluators" / name; }

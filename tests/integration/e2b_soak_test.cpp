@@ -141,12 +141,10 @@ TEST(E2bSoak, EveryFaultAtOnceEveryJobClassifiedInTimeNothingLeaked) {
     const int seed = env_int("GENESIS_SOAK_SEED", 20261126);
     constexpr int parallel = 100;
     constexpr auto job_timeout = 30s;  // each job's evaluation limit (job_config.timeout)
-    // What the backend promises today (docs/e2b.md): a job ends within its sandbox's lifetime,
-    // timeout + 120 s, whose margin covers uploads, the download and the kill. Under faults on a
-    // loaded 2-core machine the download's retries and the kill, which the result still waits
-    // for, have taken up to 47 s and 29 s (ASan build, three busy loops beside it): the 10 s
-    // target the first soak kept on a quiet machine is not a promise the backend keeps yet. The
-    // figure is printed either way.
+    // What the backend promises for jobs that end on their own (docs/e2b.md): within their
+    // sandbox's lifetime, timeout + 120 s, whose margin covers creates, uploads and the
+    // download under the service's refusals and faults (their retries have a 120 s budget).
+    // The worst figure is printed.
     constexpr auto allowed_overrun = 120s;
 
     emu::emulator_options options;
@@ -198,8 +196,7 @@ TEST(E2bSoak, EveryFaultAtOnceEveryJobClassifiedInTimeNothingLeaked) {
     std::mutex m;
     std::map<std::string, gl::job_result> results;
     std::map<std::string, boost::system::error_code> codes;
-    std::promise<void> all_done;
-    std::atomic<int> remaining{jobs};
+    genesis_test::batch_progress progress(jobs);
     for (int i = 0; i < jobs; ++i) {
         const std::string id = "soak-" + std::to_string(i);
         auto s = h.spec(id);
@@ -211,12 +208,13 @@ TEST(E2bSoak, EveryFaultAtOnceEveryJobClassifiedInTimeNothingLeaked) {
                 codes[id] = ec;
                 results[id] = std::move(r);
             }
-            if (--remaining == 0) all_done.set_value();
+            progress.one_done();
         });
     }
-    // No hang: every job reports, well within the longest any job may take.
-    const auto cap = std::chrono::seconds(60 + jobs / parallel * (job_timeout + allowed_overrun).count());
-    if (all_done.get_future().wait_for(cap) != std::future_status::ready) {
+    // No hang: jobs keep finishing. Not a speed guess: a machine of any speed passes as
+    // long as no stretch longer than any one job may take (its lifetime) goes by without
+    // one finishing.
+    if (!progress.wait(std::chrono::duration_cast<std::chrono::seconds>(job_timeout + allowed_overrun))) {
         // Where the unfinished jobs are: their log lines and the faults they met.
         std::set<std::string> done;
         {
@@ -236,7 +234,7 @@ TEST(E2bSoak, EveryFaultAtOnceEveryJobClassifiedInTimeNothingLeaked) {
                 if (f.job == id) report += " " + f.label + "@" + f.endpoint;
             report += job_log_lines(lines, id);
         }
-        ADD_FAILURE() << remaining.load() << " jobs hang; the first of them:" << report;
+        ADD_FAILURE() << progress.remaining() << " jobs hang; the first of them:" << report;
         l.shutdown();  // ends them (their handlers use this frame's locals)
         return;
     }
