@@ -131,12 +131,12 @@ test_asan() {
 }
 
 # ThreadSanitizer: the library's own tests (unit, integration, emulator, the load
-# tests sized down); the conformance, Python and package tests add nothing there.
+# tests sized down); the conformance, Python and fuzz-replay tests add nothing there.
 tsan_targets=(unit_tests integration_tests emulator_tests genesis_launch genesis_e2b_emulator)
 test_tsan() {
   sanitizer_build "$tsan_build_dir" thread "${tsan_targets[@]}" || return
   echo "==> under ThreadSanitizer"
-  run_suite "$tsan_build_dir" 'conformance|python'
+  run_suite "$tsan_build_dir" 'conformance|python|fuzz'
 }
 
 # The benchmarks: a Release build of their targets only (no tests), then the
