@@ -62,6 +62,18 @@ install_missing() {
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
 
+build_targets() {  # dir [targets...] (default: everything)
+  local dir=$1
+  shift
+  if [ $# -gt 0 ]; then
+    echo "==> building $* with $jobs jobs"
+    cmake --build "$dir" -j "$jobs" --target "$@"
+  else
+    echo "==> building with $jobs jobs"
+    cmake --build "$dir" -j "$jobs"
+  fi
+}
+
 # RelWithDebInfo with GCC's -g1 (functions and line tables, for backtraces) instead of
 # -g: the build takes about a quarter less time, and nobody steps through this build
 # in a debugger (configure your own with -g, or BUILD_TYPE=Debug, for that).
@@ -69,13 +81,7 @@ build() {  # [targets...] (default: everything)
   echo "==> configuring ($build_type) in $build_dir"
   cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="$build_type" \
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" >/dev/null || return
-  if [ $# -gt 0 ]; then
-    echo "==> building $* with $jobs jobs"
-    cmake --build "$build_dir" -j "$jobs" --target "$@"
-  else
-    echo "==> building with $jobs jobs"
-    cmake --build "$build_dir" -j "$jobs"
-  fi
+  build_targets "$build_dir" "$@"
 }
 
 # Sanitizer builds use Clang 14 against libstdc++, at -O1 with line tables (fast
@@ -95,13 +101,7 @@ sanitizer_build() {  # dir sanitizers [targets...] (default: everything)
   cmake -S . -B "$dir" -G Ninja -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=Debug \
     -DCMAKE_CXX_FLAGS_DEBUG="-O1 -gline-tables-only" -DGENESIS_LAUNCH_SANITIZE="$sanitizers" -DGENESIS_LAUNCH_BUILD_BENCH=OFF \
     "${extra[@]}" >/dev/null || return
-  if [ $# -gt 0 ]; then
-    echo "==> building $* with $jobs jobs"
-    cmake --build "$dir" -j "$jobs" --target "$@"
-  else
-    echo "==> building with $jobs jobs"
-    cmake --build "$dir" -j "$jobs"
-  fi
+  build_targets "$dir" "$@"
 }
 
 if [ -z "${ASAN_SYMBOLIZER_PATH:-}" ] && command -v llvm-symbolizer-14 >/dev/null 2>&1; then

@@ -126,6 +126,15 @@ task:
         return config;
     }
 
+    // validate() on a configuration built in code, expecting it refused; returns the message.
+    static std::string validate_error(const gl::launcher_config& cfg) {
+        boost::system::error_code ec;
+        gl::diagnostics diag;
+        gl::validate(cfg, ec, diag);
+        EXPECT_EQ(ec, gl::errc::config_error);
+        return diag.client_message;
+    }
+
     // Loads expecting failure; returns the message after checking its form.
     std::string load_error(std::vector<std::string> overrides = {}) {
         boost::system::error_code ec;
@@ -945,11 +954,7 @@ TEST_F(ConfigTest, ExtraCmdArgsCannotPassTheContractsOwnFlags) {
     // validate(): the same rule for configurations built in code.
     gl::launcher_config cfg;
     cfg.extra_cmd_args["results"] = "x";
-    boost::system::error_code ec;
-    gl::diagnostics diag;
-    gl::validate(cfg, ec, diag);
-    EXPECT_EQ(ec, gl::errc::config_error);
-    EXPECT_THAT(diag.client_message, StartsWith("job_config.extra_cmd_args.results: '--results' is an abbreviation"));
+    EXPECT_THAT(validate_error(cfg), StartsWith("job_config.extra_cmd_args.results: '--results' is an abbreviation"));
 }
 
 TEST_F(ConfigTest, EnvVarsNamesMustBeEnvironmentVariableNames) {
@@ -970,11 +975,7 @@ TEST_F(ConfigTest, EnvVarsNamesMustBeEnvironmentVariableNames) {
 
     gl::launcher_config cfg;
     cfg.env_vars["A=B"] = "1";
-    boost::system::error_code ec;
-    gl::diagnostics diag;
-    gl::validate(cfg, ec, diag);
-    EXPECT_EQ(ec, gl::errc::config_error);
-    EXPECT_THAT(diag.client_message, StartsWith("job_config.env_vars.A=B: not a valid environment variable name"));
+    EXPECT_THAT(validate_error(cfg), StartsWith("job_config.env_vars.A=B: not a valid environment variable name"));
 }
 
 TEST_F(ConfigTest, E2bTimeoutsCannotMakeASandboxLiveLongerThanADay) {
@@ -1046,11 +1047,7 @@ TEST_F(ConfigTest, AdditionalFilesGoWhereTheSandboxCanWriteAndTheLauncherDoesNot
     // validate() for configurations built in code; check_inputs() for a collision with a candidate.
     gl::launcher_config cfg = load({"cluster=e2b"}).launcher;
     cfg.e2b.additional_files["/opt/x"] = (root_ / "data.txt").string();
-    boost::system::error_code ec;
-    gl::diagnostics diag;
-    gl::validate(cfg, ec, diag);
-    EXPECT_EQ(ec, gl::errc::config_error);
-    EXPECT_THAT(diag.client_message, StartsWith("job_config.additional_files./opt/x: /opt/x is outside /home/user and /tmp"));
+    EXPECT_THAT(validate_error(cfg), StartsWith("job_config.additional_files./opt/x: /opt/x is outside /home/user and /tmp"));
     cfg.e2b.additional_files = {{"cand.py", (root_ / "data.txt").string()}};
     write("evaluate.py", "");
     write("cand.py", "");
