@@ -126,7 +126,7 @@ std::optional<std::string> env_name_problem(std::string_view name);
 std::optional<std::string> env_value_problem(std::string_view value);
 
 // An additional_files sandbox path: the absolute target (relative paths are under
-// /home/user, as sandbox_target() in e2b/engine.hpp resolves them), or why it is
+// /home/user; the E2B backend uploads to this target), or why it is
 // refused (outside /home/user and /tmp, `..`, a folder, or a path the launcher
 // itself writes: /home/user/evaluate.py, /home/user/results/...).
 struct sandbox_path_check {

@@ -5,6 +5,7 @@
 // and e2b_backend.cpp (cleanup, sweeps, the backend interface).
 #pragma once
 
+#include "config/schema.hpp"
 #include "e2b/decisions.hpp"
 #include "e2b/e2b_api.hpp"
 #include "e2b/e2b_backend.hpp"
@@ -79,15 +80,6 @@ inline std::string random_hex(std::size_t digits) {
     return out;
 }
 
-
-// A sandbox path from the configuration: relative paths are under /home/user.
-inline std::optional<std::string> sandbox_target(std::string_view configured) {
-    if (configured.empty()) return std::nullopt;
-    fs::path p = configured.front() == '/' ? fs::path(configured) : fs::path(home_dir) / fs::path(configured);
-    const std::string text = p.lexically_normal().generic_string();
-    if (text.empty() || text.front() != '/' || text.back() == '/' || text == "/") return std::nullopt;
-    return text;
-}
 
 // One open, one fstat and the reads (no separate existence checks).
 inline bool read_whole_file(const fs::path& path, std::string& out, std::string& why) {

@@ -136,9 +136,10 @@ std::optional<std::string> engine::prepare_local(job_run& j) {
                "rename the candidate";
     if (auto e = add(j.program_target, job.program, "candidate program")) return e;
     for (const auto& [sandbox_path, local] : cfg_.e2b.additional_files) {
-        auto target = sandbox_target(sandbox_path);
-        if (!target) return "job_config.additional_files: '" + sandbox_path + "' is not a file path";
-        if (auto e = add(*target, local, "additional file (job_config.additional_files['" + sandbox_path + "'])"))
+        // The rule validate() already applied (make_launcher runs it): one place resolves these paths.
+        const auto checked = config::check_sandbox_path(sandbox_path);
+        if (checked.problem) return "job_config.additional_files." + config::printable(sandbox_path) + ": " + *checked.problem;
+        if (auto e = add(checked.target, local, "additional file (job_config.additional_files['" + sandbox_path + "'])"))
             return e;
     }
 
