@@ -47,6 +47,7 @@ struct options {
     std::string python = "/usr/bin/python3";
     fs::path data = GENESIS_BENCH_LOCAL_DATA_DIR;
     bool json = false;
+    fs::path results_parent;  // where the run's folder goes; empty: the temp folder (TMPDIR)
     std::string only;  // "floor" or "launcher": run one side (profiling); empty: both
     // The library's defaults; off only to measure what they cost.
     bool kill_escaped = true;
@@ -67,6 +68,7 @@ options parse(int argc, char** argv) {
         else if (a == "--rounds" || a == "-r") o.rounds = number();
         else if (a == "--python") o.python = value();
         else if (a == "--data") o.data = value();
+        else if (a == "--results-dir") o.results_parent = value();
         else if (a == "--json") o.json = true;
         else if (a == "--only") o.only = value();
         else if (a == "--no-kill-escaped") o.kill_escaped = false;
@@ -74,7 +76,9 @@ options parse(int argc, char** argv) {
         else if (a == "--help" || a == "-h") {
             std::cout << "usage: genesis_bench_local [--jobs N] [--slots S] [--rounds K] [--python PATH] [--data DIR] [--json]\n"
                          "       [--only floor|launcher]   one side only (for profiling; no ratio)\n"
-                         "       [--no-kill-escaped] [--no-private-tmp]   turn a default off (what it costs)\n";
+                         "       [--no-kill-escaped] [--no-private-tmp]   turn a default off (what it costs)\n"
+                         "       [--results-dir DIR]   the results folders in DIR (default: the temp folder, TMPDIR);\n"
+                         "                             the jobs' private temp folders stay in TMPDIR\n";
             std::exit(0);
         } else args.usage("unknown option '" + a + "'");
     }
@@ -223,7 +227,9 @@ int main(int argc, char** argv) {
     for (const auto& p : {program, evaluator})
         if (!fs::is_regular_file(p)) die("missing " + p.string() + " (--data DIR)");
     if (::access(o.python.c_str(), X_OK) != 0) die("--python " + o.python + " is not an executable path");
-    const fs::path dir = fs::temp_directory_path() / ("genesis-bench-local-" + genesis_bench::random_hex(12));
+    const fs::path parent = o.results_parent.empty() ? fs::temp_directory_path() : fs::absolute(o.results_parent);
+    if (!fs::is_directory(parent)) die("--results-dir " + parent.string() + " is not a folder");
+    const fs::path dir = parent / ("genesis-bench-local-" + genesis_bench::random_hex(12));
     fs::create_directories(dir);
 
     std::vector<side_result> floors, launchers;
@@ -273,6 +279,7 @@ int main(int argc, char** argv) {
     out["python"] = o.python;
     out["kill_escaped"] = o.kill_escaped;
     out["private_tmp"] = o.private_tmp;
+    out["results_dir"] = parent.string();
     out["statistic"] = "median over rounds";
     if (want_floor) {
         out["floor_wall_per_job_ms"] = median(per_job(floors, wall));
@@ -283,6 +290,9 @@ int main(int argc, char** argv) {
         out["launcher_wall_per_job_ms"] = median(per_job(launchers, wall));
         out["launcher_wall_per_job_ms_best"] = best(per_job(launchers, wall));
         out["launcher_cpu_per_job_ms"] = median(per_job(launchers, self_cpu));
+        json::array cpu_rounds;  // in the order run: the spread behind the median
+        for (double v : per_job(launchers, self_cpu)) cpu_rounds.push_back(v);
+        out["launcher_cpu_per_job_ms_rounds"] = std::move(cpu_rounds);
         out["launcher_user_cpu_per_job_ms"] = median(per_job(launchers, self_user));
         out["launcher_system_cpu_per_job_ms"] = median(per_job(launchers, self_sys));
         out["launcher_context_switches_per_job"] = median(per_job(launchers, switches));
@@ -310,6 +320,7 @@ int main(int argc, char** argv) {
         std::printf("genesis-launch local backend vs xargs -P, N=%d S=%d, %d round(s) (medians; order alternates)\n",
                     o.jobs, o.slots, o.rounds);
         std::printf("  python                      %s\n", o.python.c_str());
+        std::printf("  results in                  %s\n", parent.c_str());
         if (!o.private_tmp || !o.kill_escaped)
             std::printf("  turned off                  %s%s\n", o.private_tmp ? "" : "private_tmp ",
                         o.kill_escaped ? "" : "kill_escaped");
@@ -324,9 +335,10 @@ int main(int argc, char** argv) {
             std::printf("  ratio launcher / floor      %.4f (median of per-round ratios; best / best %.4f)\n",
                         num("ratio"), num("ratio_best"));
         if (want_launcher) {
-            std::printf("  launcher CPU / job          %.3f ms (user %.3f, system %.3f)\n",
+            const auto cpu = per_job(launchers, self_cpu);
+            std::printf("  launcher CPU / job          %.3f ms (user %.3f, system %.3f; rounds %.3f-%.3f)\n",
                         num("launcher_cpu_per_job_ms"), num("launcher_user_cpu_per_job_ms"),
-                        num("launcher_system_cpu_per_job_ms"));
+                        num("launcher_system_cpu_per_job_ms"), best(cpu), *std::max_element(cpu.begin(), cpu.end()));
             std::printf("  launcher context switches / job  %.2f\n", num("launcher_context_switches_per_job"));
         }
         std::printf("  evaluator CPU / job (children, for reference):");
