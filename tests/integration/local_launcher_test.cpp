@@ -23,6 +23,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 
 #include <arpa/inet.h>
@@ -602,6 +603,90 @@ TEST_F(LocalLauncher, EachJobGetsAPrivateTempFolderRemovedAfterwards) {
         EXPECT_FALSE(fs::exists(tmp)) << tmp;
     }
     EXPECT_NE(a.at("tmpdir"), b.at("tmpdir"));
+}
+
+// TMPDIR of this process set to `value` while it lives (the local backend makes the
+// jobs' temp folders there), the old value back afterwards.
+class scoped_tmpdir {
+public:
+    explicit scoped_tmpdir(const std::string& value) {
+        if (const char* old = std::getenv("TMPDIR")) old_ = old;
+        ::setenv("TMPDIR", value.c_str(), 1);
+    }
+    ~scoped_tmpdir() {
+        if (old_) ::setenv("TMPDIR", old_->c_str(), 1);
+        else ::unsetenv("TMPDIR");
+    }
+    scoped_tmpdir(const scoped_tmpdir&) = delete;
+    scoped_tmpdir& operator=(const scoped_tmpdir&) = delete;
+
+private:
+    std::optional<std::string> old_;
+};
+
+TEST_F(LocalLauncher, AnEmptyTempFolderServesTheNextJobEmptyPrivateAndRenamed) {
+    // On tmpfs when there is one: a deleted folder's inode number is never handed out
+    // again there, so an equal number means the same folder.
+    fs::path base = dir / "tmp";
+    if (std::string shm = "/dev/shm/genesis-test-XXXXXX"; ::access("/dev/shm", W_OK) == 0 && ::mkdtemp(shm.data()))
+        base = shm;
+    fs::create_directories(base);
+    struct remove_base {
+        fs::path p;
+        ~remove_base() {
+            std::error_code ignored;
+            fs::remove_all(p, ignored);
+        }
+    } cleanup{base};
+    scoped_tmpdir tmpdir(base.string());
+    cfg.max_parallel_jobs = 1;
+    auto run_probe = [&](const std::string& id, boost::json::object args) {
+        auto spec = job("tmp_reuse.py", id);
+        spec.extra_args = std::move(args);
+        auto r = run(std::move(spec));
+        EXPECT_EQ(r.result, gl::outcome::ok) << r.diagnostic << r.stderr_text;
+        return r;
+    };
+    auto a = run_probe("a", {});
+    auto b = run_probe("b", {{"leave", true}});
+    auto c = run_probe("c", {{"escape", true}});
+    auto d = run_probe("d", {});
+    const fs::path tmp_a = std::string(a.metrics.at("tmpdir").as_string());
+    const fs::path tmp_b = std::string(b.metrics.at("tmpdir").as_string());
+    const fs::path tmp_c = std::string(c.metrics.at("tmpdir").as_string());
+    const fs::path tmp_d = std::string(d.metrics.at("tmpdir").as_string());
+    for (const auto* r : {&a, &b, &c, &d}) {
+        const fs::path tmp = std::string(r->metrics.at("tmpdir").as_string());
+        EXPECT_EQ(tmp.parent_path(), base);
+        EXPECT_THAT(tmp.filename().string(), ::testing::StartsWith("genesis-job-" + r->job_id + "-"));
+        EXPECT_EQ(tmp.filename().string().size(), std::string("genesis-job-a-XXXXXX").size());
+        // Every job finds its folder empty and private, whatever the job before left.
+        EXPECT_TRUE(r->metrics.at("entries").as_array().empty()) << r->job_id << " " << r->metrics.at("entries");
+        EXPECT_EQ(r->metrics.at("mode").as_int64(), 0700) << r->job_id;
+        EXPECT_EQ(r->metrics.at("uid").as_int64(), static_cast<std::int64_t>(::geteuid()));
+        EXPECT_FALSE(fs::exists(tmp)) << tmp;  // gone from its path with the result
+    }
+    // a left its folder empty: b got it, under b's name.
+    EXPECT_EQ(b.metrics.at("ino"), a.metrics.at("ino"));
+    EXPECT_NE(tmp_b, tmp_a);
+    // b left a file in it: c got another folder.
+    EXPECT_NE(c.metrics.at("ino"), b.metrics.at("ino"));
+    // c's folder was empty, but a process of c was still running when c ended (the
+    // sweep killed it): d got another folder.
+    EXPECT_THAT(c.warnings, ::testing::Contains(HasSubstr("killed 1 process(es)")));
+    const pid_t escaped = read_pid(c.results_dir / "escaped.pid");
+    EXPECT_TRUE(eventually([&] { return !process_running(escaped); }, 5s));
+    EXPECT_NE(d.metrics.at("ino"), c.metrics.at("ino"));
+    // Nothing is left in TMPDIR once the launcher is gone: no job folder, no idle one, no trash.
+    // (The backend goes with the last of the launcher's handlers on the io thread.)
+    launcher->shutdown();
+    launcher.reset();
+    std::vector<std::string> left;
+    EXPECT_TRUE(eventually([&] {
+        left.clear();
+        for (const auto& e : fs::directory_iterator(base)) left.push_back(e.path().filename().string());
+        return left.empty();
+    }, 5s)) << ::testing::PrintToString(left);
 }
 
 TEST_F(LocalLauncher, ATmpdirSetForTheJobIsKept) {

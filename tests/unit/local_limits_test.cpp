@@ -14,6 +14,8 @@
 
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
 
 namespace gl = genesis::launch;
 namespace gd = genesis::launch::detail;
@@ -310,4 +312,126 @@ TEST(LocalTmpJanitor, AFolderElsewhereIsLeftToTheCaller) {
     EXPECT_TRUE(fs::is_directory(dir / "b" / "job-2"));
     EXPECT_FALSE(janitor.dispose(dir / "a" / "no-such-folder"));
     EXPECT_EQ(janitor.take_error(), "");
+}
+
+namespace {
+
+// A folder as the backend makes one for a job (mkdtemp: mode 0700), in `parent`.
+std::filesystem::path private_folder(const std::filesystem::path& parent, const std::string& prefix) {
+    std::string templ = (parent / (prefix + "-XXXXXX")).string();
+    if (!::mkdtemp(templ.data())) return {};
+    return templ;
+}
+
+std::uint64_t inode_of(const std::filesystem::path& p) {
+    struct stat st {};
+    return ::lstat(p.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+}  // namespace
+
+TEST(LocalTmpJanitor, AnEmptyPrivateFolderServesTheNextJobUnderANewName) {
+    genesis_test::temp_dir dir;
+    namespace fs = std::filesystem;
+    fs::path reused;
+    {
+        gd::tmp_janitor janitor;
+        EXPECT_EQ(janitor.reuse(dir.path(), "genesis-job-1"), fs::path());  // nothing idle yet
+        const fs::path first = private_folder(dir.path(), "genesis-job-1");
+        ASSERT_FALSE(first.empty());
+        ASSERT_TRUE(gd::reusable_tmp_folder(first));
+        const auto ino = inode_of(first);
+        ASSERT_TRUE(janitor.dispose(first, true));
+        EXPECT_FALSE(fs::exists(first));  // gone from its path, as a deleted one
+        EXPECT_EQ(janitor.idle(), 1u);
+        EXPECT_EQ(janitor.reuse(dir.path() / "elsewhere", "genesis-job-2"), fs::path());  // another parent
+        reused = janitor.reuse(dir.path(), "genesis-job-2");
+        ASSERT_FALSE(reused.empty());
+        EXPECT_EQ(reused.parent_path(), dir.path());
+        EXPECT_THAT(reused.filename().string(), ::testing::StartsWith("genesis-job-2-"));
+        EXPECT_EQ(reused.filename().string().size(), std::string("genesis-job-2-XXXXXX").size());
+        EXPECT_EQ(inode_of(reused), ino);  // the same folder
+        EXPECT_TRUE(fs::is_empty(reused));
+        EXPECT_EQ(fs::status(reused).permissions(), fs::perms::owner_all);
+        EXPECT_EQ(janitor.idle(), 0u);
+        // Back idle again; the destructor removes it.
+        ASSERT_TRUE(janitor.dispose(reused, true));
+        EXPECT_EQ(janitor.idle(), 1u);
+        // Without may_reuse it is deleted even when empty.
+        const fs::path other = private_folder(dir.path(), "genesis-job-3");
+        ASSERT_TRUE(janitor.dispose(other, false));
+        EXPECT_EQ(janitor.idle(), 1u);
+    }
+    EXPECT_FALSE(fs::exists(reused));
+    EXPECT_TRUE(fs::is_empty(dir.path()));  // no idle folder, no trash left
+}
+
+TEST(LocalTmpJanitor, OnlyAnEmptyPrivateFolderIsReused) {
+    genesis_test::temp_dir dir;
+    namespace fs = std::filesystem;
+    {
+        gd::tmp_janitor janitor;
+        // A file, a subfolder, a mode other than 0700, a symbolic link: deleted, never idle.
+        const fs::path with_file = private_folder(dir.path(), "genesis-job-file");
+        genesis_test::write_file(with_file / "left.txt", "x");
+        const fs::path with_folder = private_folder(dir.path(), "genesis-job-folder");
+        fs::create_directory(with_folder / "sub");
+        const fs::path opened = private_folder(dir.path(), "genesis-job-open");
+        fs::permissions(opened, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec);
+        const fs::path target = private_folder(dir.path(), "target");
+        const fs::path link = dir / "genesis-job-link";
+        fs::create_directory_symlink(target, link);
+        EXPECT_FALSE(gd::reusable_tmp_folder(with_file));
+        EXPECT_FALSE(gd::reusable_tmp_folder(with_folder));
+        EXPECT_FALSE(gd::reusable_tmp_folder(opened));
+        EXPECT_FALSE(gd::reusable_tmp_folder(link));
+        EXPECT_FALSE(gd::reusable_tmp_folder(dir / "no-such-folder"));
+        EXPECT_TRUE(gd::reusable_tmp_folder(target));
+        // An extended attribute (an ACL would be one) also rules it out, where the file system has them.
+        const fs::path with_xattr = private_folder(dir.path(), "genesis-job-xattr");
+        if (::setxattr(with_xattr.c_str(), "user.genesis", "1", 1, 0) == 0)
+            EXPECT_FALSE(gd::reusable_tmp_folder(with_xattr));
+        for (const auto& p : {with_file, with_folder, opened}) {
+            ASSERT_TRUE(janitor.dispose(p, true)) << p;
+            EXPECT_FALSE(fs::exists(p));
+        }
+        EXPECT_EQ(janitor.idle(), 0u);
+        EXPECT_EQ(janitor.reuse(dir.path(), "genesis-job-next"), fs::path());
+        fs::remove(link);
+        fs::remove(target);
+        fs::remove(with_xattr);
+
+        // Checked again when taken: a folder that got a file while idle is deleted instead.
+        const fs::path empty = private_folder(dir.path(), "genesis-job-late");
+        ASSERT_TRUE(janitor.dispose(empty, true));
+        ASSERT_EQ(janitor.idle(), 1u);
+        const fs::path idle = janitor.trash() / empty.filename();
+        ASSERT_TRUE(fs::is_directory(idle));
+        genesis_test::write_file(idle / "late.txt", "written after its job ended");
+        EXPECT_EQ(janitor.reuse(dir.path(), "genesis-job-next"), fs::path());
+        EXPECT_EQ(janitor.idle(), 0u);
+    }
+    EXPECT_TRUE(fs::is_empty(dir.path()));
+}
+
+TEST(LocalSweepLeaders, OnlyLeadersAddedAfterTheJobsCount) {
+    gd::launched_pids ours;
+    ours.add(100);
+    ours.add(101);
+    ours.add(103);
+    EXPECT_TRUE(ours.started_after(100, 101));
+    EXPECT_TRUE(ours.started_after(100, 103));
+    EXPECT_FALSE(ours.started_after(100, 102));  // not ours
+    EXPECT_FALSE(ours.started_after(101, 100));  // ours, but older
+    EXPECT_FALSE(ours.started_after(99, 101));   // the job's leader is not known: nothing counts
+    // A pid handed out again after a wrap of the counter is judged by its latest start.
+    ours.add(100);
+    EXPECT_FALSE(ours.started_after(101, 105));
+    EXPECT_TRUE(ours.started_after(103, 100));
+    EXPECT_FALSE(ours.started_after(100, 101));
+    // The last 1024 leaders are kept.
+    for (pid_t p = 1000; p < 1000 + 1024; ++p) ours.add(p);
+    EXPECT_FALSE(ours.started_after(100, 1000));
+    EXPECT_TRUE(ours.started_after(1000, 2023));
+    EXPECT_GT(ours.last_handed_out(), 0);
 }

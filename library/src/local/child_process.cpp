@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -20,10 +21,12 @@
 #include <spawn.h>
 #include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 extern char** environ;
@@ -31,12 +34,24 @@ extern char** environ;
 namespace genesis::launch::detail {
 
 std::string make_job_marker() {
-    std::random_device rd;
+    // getrandom(2) directly: a std::random_device per job probes the CPU (cpuid, which
+    // a virtual machine traps) each time it is made.
+    std::uint8_t bytes[16];
+    std::size_t have = 0;
+    while (have < sizeof bytes) {
+        const ssize_t n = ::getrandom(bytes + have, sizeof bytes - have, 0);
+        if (n > 0) have += static_cast<std::size_t>(n);
+        else if (n < 0 && errno != EINTR) break;
+    }
+    if (have < sizeof bytes) {  // no getrandom (a kernel before 3.17): the slower way
+        std::random_device rd;
+        for (auto& b : bytes) b = static_cast<std::uint8_t>(rd());
+    }
     static constexpr char hex[] = "0123456789abcdef";
     std::string token;
-    for (int i = 0; i < 4; ++i) {
-        std::uint32_t word = rd();
-        for (int j = 0; j < 8; ++j, word >>= 4) token.push_back(hex[word & 0xf]);
+    for (std::uint8_t b : bytes) {
+        token.push_back(hex[b & 0xf]);
+        token.push_back(hex[b >> 4]);
     }
     return token;
 }
@@ -181,14 +196,12 @@ bool environment_holds(pid_t pid, const std::string& needle) {
     return block.find(needle) != std::string::npos;
 }
 
-// /proc/sys/kernel/ns_last_pid: the last pid handed out in our pid namespace
-// (-1 when it cannot be read).
-pid_t last_pid_handed_out() {
-    const int fd = ::open("/proc/sys/kernel/ns_last_pid", O_RDONLY | O_CLOEXEC);
+// The number in /proc/sys/kernel/ns_last_pid, read at offset 0 of `fd` (-1 when it
+// cannot be read).
+pid_t read_last_pid(int fd) {
     if (fd < 0) return -1;
     char buf[32];
-    const ssize_t n = ::read(fd, buf, sizeof buf - 1);
-    ::close(fd);
+    const ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
     if (n <= 0) return -1;
     buf[n] = '\0';
     char* end = nullptr;
@@ -196,56 +209,117 @@ pid_t last_pid_handed_out() {
     return end != buf && value > 0 ? static_cast<pid_t>(value) : -1;
 }
 
+int open_last_pid() { return ::open("/proc/sys/kernel/ns_last_pid", O_RDONLY | O_CLOEXEC); }
+
+// Kills `pid` when its environment holds `needle`. Most processes are not the job's:
+// their environment is read once and nothing else is done. A marked one is pinned by
+// a pidfd and read again through its pid: if the pid was recycled in between, the
+// second read is of the new process (killed only if it is marked too), and the
+// signal goes to the pinned process (or nowhere if it is gone), never to a stranger.
+// True when it was killed now (counted in `result`, remembered in `killed`).
+bool kill_if_marked(pid_t pid, const std::string& needle, pid_t group, std::vector<pid_t>& killed,
+                    sweep_result& result) {
+    if (!environment_holds(pid, needle)) return false;
+    const int pidfd = open_pidfd(pid);
+    if (pidfd < 0) return false;
+    bool now = false;
+    if (environment_holds(pid, needle)) {
+        const bool in_group = group > 0 && ::getpgid(pid) == group;
+        if (pidfd_kill(pidfd) == 0 && std::find(killed.begin(), killed.end(), pid) == killed.end()) {
+            killed.push_back(pid);
+            now = true;
+            ++(in_group ? result.in_group : result.escaped);
+        }
+    }
+    ::close(pidfd);
+    return now;
+}
+
 }  // namespace
 
-sweep_result kill_marked_processes(std::string_view marker, pid_t group) {
+launched_pids::launched_pids() : self_(::getpid()) {}
+
+launched_pids::~launched_pids() {
+    if (last_pid_fd_ >= 0) ::close(last_pid_fd_);
+}
+
+void launched_pids::add(pid_t leader) {
+    if (leaders_.size() == 1024) leaders_.pop_front();
+    leaders_.push_back(leader);
+}
+
+bool launched_pids::started_after(pid_t leader, pid_t pid) const {
+    const auto it = std::find(leaders_.rbegin(), leaders_.rend(), leader);
+    return it != leaders_.rend() && std::find(leaders_.rbegin(), it, pid) != it;
+}
+
+pid_t launched_pids::last_handed_out() {
+    if (!opened_) {
+        opened_ = true;
+        last_pid_fd_ = open_last_pid();
+    }
+    return read_last_pid(last_pid_fd_);
+}
+
+sweep_result kill_marked_processes(std::string_view marker, pid_t group, bool leader_reaped, launched_pids* ours,
+                                   int probe_limit) {
     sweep_result result;
     if (marker.empty()) return result;
     std::string needle;
     needle.push_back('\0');
     needle.append(job_marker_variable).append("=").append(marker);
     needle.push_back('\0');
-    const pid_t self = ::getpid();
-    // Every process the job made was made after its leader (pid `group`), so while
-    // the kernel's pid counter has not wrapped since (the last pid handed out is
-    // still >= the leader's), only pids >= the leader's can be the job's: the
-    // others' environments need not be read (a scan then costs a directory
-    // listing and a few reads instead of one read per process on the machine).
-    const pid_t last = last_pid_handed_out();
-    const bool only_newer = group > 0 && last >= group;
+    const pid_t self = ours ? ours->self() : ::getpid();
     std::vector<pid_t> killed;
+    std::vector<pid_t> candidates;
     // A marked process may fork while the scan runs: scan again until a round
     // finds nothing new.
     for (int round = 0; round < 5; ++round) {
-        std::size_t found = 0;
-        DIR* proc = ::opendir("/proc");
-        if (!proc) break;
-        while (const dirent* entry = ::readdir(proc)) {
-            char* end = nullptr;
-            const long value = std::strtol(entry->d_name, &end, 10);
-            if (!end || *end != '\0' || value <= 0) continue;
-            const auto pid = static_cast<pid_t>(value);
-            if (pid == self || (only_newer && pid < group)) continue;
-            // Most processes are not the job's: their environment is read once and
-            // nothing else is done. A marked one is pinned by a pidfd and read again
-            // through its pid: if the pid was recycled in between, the second read is
-            // of the new process (killed only if it is marked too), and the signal
-            // goes to the pinned process (or nowhere if it is gone), never to a stranger.
-            if (!environment_holds(pid, needle)) continue;
-            const int pidfd = open_pidfd(pid);
-            if (pidfd < 0) continue;
-            if (environment_holds(pid, needle)) {
-                const bool in_group = group > 0 && ::getpgid(pid) == group;
-                if (pidfd_kill(pidfd) == 0 &&
-                    std::find(killed.begin(), killed.end(), pid) == killed.end()) {
-                    killed.push_back(pid);
-                    ++found;
-                    ++(in_group ? result.in_group : result.escaped);
-                }
-            }
-            ::close(pidfd);
+        // Every process the job made was made after its leader (pid `group`), so while
+        // the kernel's pid counter has not wrapped since (the last pid handed out is
+        // still >= the leader's), only pids >= the leader's can be the job's (> once
+        // it is reaped: its pid is then not in use): the others' environments need not
+        // be read.
+        pid_t last = -1;
+        if (ours) {
+            last = ours->last_handed_out();
+        } else if (const int fd = open_last_pid(); fd >= 0) {
+            last = read_last_pid(fd);
+            ::close(fd);
         }
-        ::closedir(proc);
+        const bool only_newer = group > 0 && last >= group;
+        const pid_t first = leader_reaped ? group + 1 : group;
+        // Those pids (threads' ids too: they come from the same counter), less the
+        // leaders this launcher started since, when there are few of them: each is
+        // probed (a pid no longer in use costs one failed open), /proc is not listed.
+        // None: nothing was started since the leader but other jobs' leaders.
+        bool probe = false;
+        if (only_newer && ours && static_cast<long>(last) - group <= 16L * probe_limit) {
+            candidates.clear();
+            probe = true;
+            for (pid_t pid = first; pid <= last && probe; ++pid) {
+                if (pid == self || ours->started_after(group, pid)) continue;
+                candidates.push_back(pid);
+                probe = candidates.size() <= static_cast<std::size_t>(probe_limit);
+            }
+        }
+        std::size_t found = 0;
+        if (probe) {
+            for (pid_t pid : candidates)
+                if (kill_if_marked(pid, needle, group, killed, result)) ++found;
+        } else {
+            DIR* proc = ::opendir("/proc");
+            if (!proc) break;
+            while (const dirent* entry = ::readdir(proc)) {
+                char* end = nullptr;
+                const long value = std::strtol(entry->d_name, &end, 10);
+                if (!end || *end != '\0' || value <= 0) continue;
+                const auto pid = static_cast<pid_t>(value);
+                if (pid == self || (only_newer && pid < first)) continue;
+                if (kill_if_marked(pid, needle, group, killed, result)) ++found;
+            }
+            ::closedir(proc);
+        }
         if (found == 0) break;
     }
     return result;
@@ -295,7 +369,33 @@ std::string remove_tree(const fs::path& dir) {
     return ec ? "could not remove the job's temp folder " + dir.string() + ": " + ec.message() : std::string();
 }
 
+bool reusable_tmp_folder(const fs::path& dir) {
+    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return false;
+    struct stat st {};
+    bool ok = ::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0700 &&
+              st.st_uid == ::geteuid() && st.st_nlink == 2;  // 2: no subfolder
+    // No extended attribute: an ACL could open it to others, or reach the next job's files.
+    if (ok) {
+        char names[64];
+        ok = ::flistxattr(fd, names, sizeof names) == 0;
+    }
+    // Nothing but "." and "..".
+    alignas(dirent64) char buf[2048];
+    for (ssize_t n; ok && (n = ::getdents64(fd, buf, sizeof buf)) != 0;) {
+        if (n < 0) ok = false;
+        for (ssize_t at = 0; ok && at < n;) {
+            const auto* entry = reinterpret_cast<const dirent64*>(buf + at);
+            ok = std::strcmp(entry->d_name, ".") == 0 || std::strcmp(entry->d_name, "..") == 0;
+            at += entry->d_reclen;
+        }
+    }
+    ::close(fd);
+    return ok;
+}
+
 tmp_janitor::~tmp_janitor() {
+    for (const auto& p : idle_) queue(p);
     {
         std::lock_guard lock(mutex_);
         stop_ = true;
@@ -306,7 +406,15 @@ tmp_janitor::~tmp_janitor() {
     if (!trash_.empty()) ::rmdir(trash_.c_str());
 }
 
-bool tmp_janitor::dispose(const fs::path& dir) {
+void tmp_janitor::queue(fs::path p) {
+    {
+        std::lock_guard lock(mutex_);
+        queue_.push_back(std::move(p));
+    }
+    wake_.notify_one();
+}
+
+bool tmp_janitor::dispose(const fs::path& dir, bool may_reuse) {
     const fs::path parent = dir.parent_path();
     if (trash_.empty()) {
         std::string templ = (parent / "genesis-launch-trash-XXXXXX").string();
@@ -322,13 +430,48 @@ bool tmp_janitor::dispose(const fs::path& dir) {
         return false;
     }
     const fs::path target = trash_ / dir.filename();
-    if (::rename(dir.c_str(), target.c_str()) != 0) return false;
-    {
-        std::lock_guard lock(mutex_);
-        queue_.push_back(target);
+    if (may_reuse && reusable_tmp_folder(dir)) {
+        if (::renameat2(AT_FDCWD, dir.c_str(), AT_FDCWD, target.c_str(), RENAME_NOREPLACE) == 0) {
+            idle_.push_back(target);
+            return true;
+        }
     }
-    wake_.notify_one();
+    if (::rename(dir.c_str(), target.c_str()) != 0) return false;
+    queue(target);
     return true;
+}
+
+fs::path tmp_janitor::reuse(const fs::path& parent, const std::string& prefix) {
+    if (trash_.empty() || trash_.parent_path() != parent) return {};
+    if (names_ == 0) {
+        if (::getrandom(&names_, sizeof names_, 0) != static_cast<ssize_t>(sizeof names_))
+            names_ = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+        names_ |= 1;  // xorshift's state must not be 0
+    }
+    static constexpr char letters[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    while (!idle_.empty()) {
+        fs::path folder = std::move(idle_.back());
+        idle_.pop_back();
+        if (!reusable_tmp_folder(folder)) {
+            queue(std::move(folder));
+            continue;
+        }
+        for (int attempt = 0; attempt < 16; ++attempt) {
+            std::string name = prefix + "-";
+            for (int i = 0; i < 6; ++i) {
+                // xorshift64: the names only need to differ, their folders are private.
+                names_ ^= names_ << 13;
+                names_ ^= names_ >> 7;
+                names_ ^= names_ << 17;
+                name.push_back(letters[names_ % (sizeof letters - 1)]);
+            }
+            const fs::path target = parent / name;
+            if (::renameat2(AT_FDCWD, folder.c_str(), AT_FDCWD, target.c_str(), RENAME_NOREPLACE) == 0) return target;
+            if (errno != EEXIST) break;
+        }
+        queue(std::move(folder));
+    }
+    return {};
 }
 
 std::string tmp_janitor::take_error() {

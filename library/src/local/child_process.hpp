@@ -75,6 +75,11 @@ int enter_network_isolation(const network_isolation& plan) noexcept;
 // write or search permission. Empty, or an error message.
 std::string remove_tree(const std::filesystem::path& dir);
 
+// Whether `dir` may serve another job as its temp folder: a directory (not a
+// symbolic link) owned by our effective user, mode exactly 0700, no extended
+// attributes (no ACL), and empty.
+bool reusable_tmp_folder(const std::filesystem::path& dir);
+
 // Deletes the jobs' temp folders on one thread of its own, so that deleting (an
 // rmdir can take milliseconds on a busy disk) never holds up the io_context
 // thread between one job and the next. A folder is first renamed into a trash
@@ -82,6 +87,12 @@ std::string remove_tree(const std::filesystem::path& dir);
 // job's result is delivered. The thread sleeps on a condition variable while there
 // is nothing to delete; it starts with the first folder and is joined, with
 // everything deleted and the trash folder removed, by the destructor.
+//
+// A folder its job left empty and private (reusable_tmp_folder) need not be
+// deleted: it waits in the trash folder (idle) and the next job takes it under a
+// fresh name (reuse), instead of a new folder being made and this one deleted (on
+// ext4 each of the two costs far more than the renames). It is checked again when
+// taken. The destructor removes the idle folders too.
 class tmp_janitor {
 public:
     tmp_janitor() = default;
@@ -89,21 +100,32 @@ public:
     tmp_janitor& operator=(const tmp_janitor&) = delete;
     ~tmp_janitor();
 
-    // Moves `dir` into the trash and queues it for deletion. False when that is not
-    // possible (the caller then removes it itself): a folder in another parent
-    // than the first one, a failed rename, no thread. Called from one thread (or strand).
-    bool dispose(const std::filesystem::path& dir);
+    // Moves `dir` into the trash, idle when `may_reuse` and reusable_tmp_folder(dir),
+    // else queued for deletion. False when that is not possible (the caller then
+    // removes it itself): a folder in another parent than the first one, a failed
+    // rename, no thread. Called from one thread (or strand), as reuse.
+    bool dispose(const std::filesystem::path& dir, bool may_reuse = false);
+
+    // An idle folder, still reusable, renamed to `parent`/`prefix`-XXXXXX (six random
+    // letters or digits); empty when there is none (in `parent`). An idle folder
+    // that is no longer reusable is queued for deletion.
+    std::filesystem::path reuse(const std::filesystem::path& parent, const std::string& prefix);
 
     // Why folders deleted since the last call could not be (empty: all were).
     std::string take_error();
 
     // The trash folder (empty before the first dispose).
     const std::filesystem::path& trash() const { return trash_; }
+    // Folders waiting for reuse.
+    std::size_t idle() const { return idle_.size(); }
 
 private:
     void run();
+    void queue(std::filesystem::path p);
 
     std::filesystem::path trash_;  // set before the thread starts
+    std::vector<std::filesystem::path> idle_;  // in trash_; used by the caller's thread only
+    std::uint64_t names_ = 0;  // state of the random names (caller's thread)
     std::mutex mutex_;
     std::condition_variable wake_;
     std::deque<std::filesystem::path> queue_;
@@ -177,10 +199,45 @@ struct sweep_result {
     std::size_t in_group = 0;  // marked processes still in `group`, killed too
 };
 
+// What one launcher's sweeps know besides /proc: the pids of the job leaders it
+// started, in order (the last 1024), and the kernel's last pid handed out
+// (/proc/sys/kernel/ns_last_pid, kept open). Used on one thread (or strand).
+class launched_pids {
+public:
+    launched_pids();
+    launched_pids(const launched_pids&) = delete;
+    launched_pids& operator=(const launched_pids&) = delete;
+    ~launched_pids();
+
+    // A leader just started (its pid was handed out after every pid added before).
+    void add(pid_t leader);
+    // Whether `pid` is a leader added after `leader` (false when `leader` is no longer known).
+    bool started_after(pid_t leader, pid_t pid) const;
+    // The last pid handed out in our pid namespace, -1 when it cannot be read.
+    pid_t last_handed_out();
+    pid_t self() const { return self_; }
+
+private:
+    std::deque<pid_t> leaders_;
+    int last_pid_fd_ = -1;
+    bool opened_ = false;
+    pid_t self_;
+};
+
 // SIGKILLs every other process whose environment holds GENESIS_LAUNCH_JOB=<marker>
-// (through a pidfd, so a recycled pid is never hit), scanning /proc again until a
-// scan finds nothing more (at most a few rounds). Processes of other users whose
+// (through a pidfd, so a recycled pid is never hit), scanning again until a scan
+// finds nothing more (at most a few rounds). Processes of other users whose
 // environment is unreadable are skipped.
-sweep_result kill_marked_processes(std::string_view marker, pid_t group);
+//
+// Only the job's leader `group` and newer processes can be the job's: while the
+// kernel's pid counter has not wrapped since the leader started, only pids in
+// [group, last pid handed out] are looked at, (group, last] once the leader has been
+// waited for (`leader_reaped`). With `ours` (the launcher's own
+// leaders), those it started after `group` are left out too (they are other jobs'),
+// and when at most `probe_limit` pids are left, each is probed directly instead of
+// listing /proc; none left (no process was started since the leader but other
+// jobs' leaders) means there is nothing to sweep.
+sweep_result kill_marked_processes(std::string_view marker, pid_t group, bool leader_reaped = false,
+                                   launched_pids* ours = nullptr, int probe_limit = 64);
 
 }  // namespace genesis::launch::detail

@@ -73,14 +73,17 @@ struct private_tmp_dir {
     private_tmp_dir& operator=(const private_tmp_dir&) = delete;
     ~private_tmp_dir() { remove(); }
 
+    // A folder an earlier job left empty (janitor.reuse), else a new one.
     // Empty, or an error message.
-    std::string create(const std::string& job_id) {
+    std::string create(const std::string& job_id, tmp_janitor& janitor) {
         std::error_code ec;
         fs::path base = fs::temp_directory_path(ec);
         if (ec) return "no temp folder: " + ec.message();
         std::string name = "genesis-job-";
         for (char c : job_id.substr(0, 40))
             name.push_back(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' ? c : '_');
+        path = janitor.reuse(base, name);
+        if (!path.empty()) return {};
         std::string templ = (base / (name + "-XXXXXX")).string();
         if (!::mkdtemp(templ.data())) return "cannot create a temp folder in " + base.string() + ": " + std::strerror(errno);
         path = templ;
@@ -93,11 +96,12 @@ struct private_tmp_dir {
         return remove_tree(std::exchange(path, {}));
     }
 
-    // Gone from its path now, deleted by `janitor` (or here when it cannot take it).
+    // Gone from its path now, deleted by `janitor` (or here when it cannot take it),
+    // or kept for another job when `may_reuse` and it is empty and private.
     // Empty, or an error message.
-    std::string dispose(tmp_janitor& janitor) {
+    std::string dispose(tmp_janitor& janitor, bool may_reuse) {
         if (path.empty()) return {};
-        if (janitor.dispose(path)) {
+        if (janitor.dispose(path, may_reuse)) {
             path.clear();
             return {};
         }
@@ -121,6 +125,7 @@ struct run_state {
     }
 
     pid_t group = 0;
+    bool group_outlived_leader = false;  // the kill at the leader's exit still found members
     bool spare_leader_sigterm = false;  // bwrap: SIGTERM to the evaluator, not to bwrap
     std::string marker;  // empty: no sweep of escaped processes
     pids_cgroup* cgroup = nullptr;  // max_processes: emptied when the evaluator exits
@@ -134,10 +139,11 @@ struct run_state {
     std::vector<asio::readable_pipe*> pipes;  // valid while the coroutine runs
     bool pipes_abandoned = false;
 
-    void signal_group(int sig) const {
-        if (group <= 0) return;
-        if (sig == SIGTERM && spare_leader_sigterm) signal_group_except_leader(group, sig);
-        else ::kill(-group, sig);
+    // True when a process was signalled.
+    bool signal_group(int sig) const {
+        if (group <= 0) return false;
+        if (sig == SIGTERM && spare_leader_sigterm) return signal_group_except_leader(group, sig) > 0;
+        return ::kill(-group, sig) == 0;
     }
 
     // SIGTERM to the whole group now, SIGKILL after the grace period.
@@ -184,8 +190,8 @@ private:
         st.grace.cancel();
         // Leftovers in the group (a grandchild still running) die with the job,
         // and so do marked processes that left the group.
-        st.signal_group(SIGKILL);
-        st.sweep = kill_marked_processes(st.marker, st.group);
+        st.group_outlived_leader = st.signal_group(SIGKILL);
+        st.sweep = kill_marked_processes(st.marker, st.group, true, &launched_);
         st.swept = true;
         // What is left in the job's cgroup dies too (also processes that dropped the marker).
         if (st.cgroup) st.cgroup->kill_all();
@@ -243,7 +249,7 @@ private:
         // Under bwrap the private folder is always made: it becomes the job's /tmp.
         const bool job_sets_tmpdir = job.env.contains("TMPDIR");
         if (sandboxed || (lp.private_tmp && !job_sets_tmpdir))
-            if (auto why = tmp.create(job.job_id); !why.empty()) co_return fail_setup(why);
+            if (auto why = tmp.create(job.job_id, janitor_); !why.empty()) co_return fail_setup(why);
         const std::string marker = lp.kill_escaped ? make_job_marker() : std::string();
         const std::string tmp_var = job_sets_tmpdir ? std::string() : sandboxed ? std::string("/tmp") : tmp.path.string();
         child_environment env(job.env, tmp_var, marker);
@@ -304,6 +310,7 @@ private:
                                                   : ""));
         }
         st.group = proc.id();
+        launched_.add(proc.id());
         // bwrap leads the group and would die of SIGTERM, taking the sandbox down before
         // the evaluator could handle it; SIGKILL still goes to the whole group.
         st.spare_leader_sigterm = sandboxed;
@@ -379,7 +386,15 @@ private:
         if (st.sweep.escaped)
             r.warnings.push_back("killed " + std::to_string(st.sweep.escaped) +
                                  " process(es) of the job that had left its process group");
-        if (auto why = tmp.dispose(janitor_); !why.empty()) r.warnings.push_back(std::move(why));
+        // The folder may serve the next job only when no process of this one is known to
+        // be left: the sweep of marked processes ran (kill_escaped) and found none, the
+        // group was empty once the leader had exited, the job was not stopped, its output
+        // was not abandoned, no cgroup had to be emptied. reusable_tmp_folder checks the
+        // folder itself, here and again when the next job takes it.
+        const bool may_reuse = !st.marker.empty() && st.sweep.escaped == 0 && st.sweep.in_group == 0 &&
+                               !st.group_outlived_leader && st.reason == stop_reason::none &&
+                               !st.pipes_abandoned && !st.cgroup;
+        if (auto why = tmp.dispose(janitor_, may_reuse); !why.empty()) r.warnings.push_back(std::move(why));
         if (auto why = janitor_.take_error(); !why.empty()) r.warnings.push_back(std::move(why));
         if (st.pipes_abandoned)
             r.warnings.push_back("a process outside the job's process group kept its output open; stopped reading");
@@ -433,6 +448,7 @@ private:
     const logger& log_;
     std::map<std::pair<std::string, std::string>, fs::path> resolved_;  // on the strand
     tmp_janitor janitor_;
+    launched_pids launched_;  // the leaders started, for the sweeps (on the strand)
     std::vector<char> child_stack_;  // vfork_spawner's, one spawn at a time on the strand
 };
 
