@@ -17,6 +17,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -937,6 +938,217 @@ TEST_F(HttpClient, HeaderValuesNeverReachMessages) {
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.kind, http::failure::bad_request);
     EXPECT_EQ(r.what.find("secret"), std::string::npos) << r.what;
+}
+
+// ---- the client over TLS ----------------------------------------------------------------------
+
+// scripted_server's HTTPS twin: connection i is handled by scripts[i] on a
+// blocking TLS stream (handshake already done when `handshake` is true).
+class tls_scripted_server {
+public:
+    using stream = asio::ssl::stream<asio::ip::tcp::socket>;
+    using script = std::function<void(stream&)>;
+
+    tls_scripted_server(const std::filesystem::path& pki, std::vector<script> scripts, bool handshake = true)
+        : ctx_(asio::ssl::context::tls_server),
+          acceptor_(io_, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
+        ctx_.use_certificate_chain_file((pki / "server.crt").string());
+        ctx_.use_private_key_file((pki / "server.key").string(), asio::ssl::context::pem);
+        port_ = acceptor_.local_endpoint().port();
+        thread_ = std::thread([this, handshake, scripts = std::move(scripts)] {
+            for (const auto& s : scripts) {
+                auto tls = std::make_unique<stream>(io_, ctx_);
+                boost::system::error_code ec;
+                acceptor_.accept(tls->next_layer(), ec);
+                if (ec) return;
+                timeval tv{5, 0};
+                ::setsockopt(tls->next_layer().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+                if (handshake) tls->handshake(asio::ssl::stream_base::server, ec);
+                if (!ec) s(*tls);
+                done_.push_back(std::move(tls));  // closed when the server goes
+            }
+        });
+    }
+    ~tls_scripted_server() {
+        ::shutdown(acceptor_.native_handle(), SHUT_RDWR);  // unblocks accept()
+        thread_.join();
+    }
+
+    std::string url() const { return "https://127.0.0.1:" + std::to_string(port_); }
+
+    static bool read_request(stream& s, boost::beast::flat_buffer& buffer,
+                             boost::beast::http::request<boost::beast::http::string_body>* out = nullptr) {
+        boost::beast::http::request<boost::beast::http::string_body> req;
+        boost::system::error_code ec;
+        boost::beast::http::read(s, buffer, req, ec);
+        if (out) *out = std::move(req);
+        return !ec;
+    }
+    static void write(stream& s, std::string_view raw) {
+        boost::system::error_code ec;
+        asio::write(s, asio::buffer(raw), ec);
+    }
+
+private:
+    asio::io_context io_;
+    asio::ssl::context ctx_;
+    asio::ip::tcp::acceptor acceptor_;
+    unsigned short port_ = 0;
+    std::vector<std::unique_ptr<stream>> done_;
+    std::thread thread_;
+};
+
+void answer_two_tls(tls_scripted_server::stream& s) {
+    boost::beast::flat_buffer buffer;
+    if (!tls_scripted_server::read_request(s, buffer)) return;
+    tls_scripted_server::write(s, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntwo");
+}
+
+class HttpClientTls : public HttpClient {
+protected:
+    void SetUp() override {
+        if (!have_openssl()) GTEST_SKIP() << "no openssl CLI";
+        ASSERT_TRUE(make_ca(pki_.path()));
+        ASSERT_TRUE(make_server_cert(pki_.path(), "server", "IP:127.0.0.1"));
+    }
+    http::tls_settings trust() const {
+        http::tls_settings t;
+        t.ca_file = (pki_ / "ca.crt").string();
+        return t;
+    }
+    genesis_test::temp_dir pki_;
+};
+
+// One TLS connection carries request after request: bodies larger than a TLS
+// record both ways, a chunked answer, and the connection goes back to the pool
+// after each one.
+TEST_F(HttpClientTls, OneConnectionCarriesManyRequestsAndLargeBodies) {
+    const std::string big(40'000, 'b');
+    std::size_t received_upload = 0;
+    tls_scripted_server server(pki_.path(), {[&](tls_scripted_server::stream& s) {
+        boost::beast::flat_buffer buffer;
+        if (!tls_scripted_server::read_request(s, buffer)) return;
+        tls_scripted_server::write(s, "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(big.size()) + "\r\n\r\n" + big);
+        if (!tls_scripted_server::read_request(s, buffer)) return;
+        tls_scripted_server::write(s, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
+        boost::beast::http::request<boost::beast::http::string_body> upload;
+        if (!tls_scripted_server::read_request(s, buffer, &upload)) return;
+        received_upload = upload.body().size();
+        tls_scripted_server::write(s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    }});
+    http::client client(io_.get_executor(), trust());
+    const auto o = origin_of(server.url());
+    auto first = await(client.send(o, get()));
+    ASSERT_TRUE(first.ok()) << first.what;
+    EXPECT_EQ(first.res.body, big);
+    std::string streamed;
+    auto second = await(client.stream(o, get(), [&](std::string_view b) { streamed += b; }));
+    ASSERT_TRUE(second.ok()) << second.what;
+    EXPECT_EQ(streamed, "abcde");
+    auto upload = get(false);
+    upload.body = random_bytes(100'000);
+    auto third = await(client.send(o, std::move(upload)));
+    ASSERT_TRUE(third.ok()) << third.what;
+    EXPECT_EQ(third.res.body, "ok");
+    EXPECT_EQ(received_upload, 100'000u);
+    EXPECT_EQ(client.stats().connects, 1u);
+    EXPECT_EQ(client.stats().reused, 2u);
+    EXPECT_EQ(client.idle_connections(), 1u);
+}
+
+// A new connection to a host offers the TLS session of an earlier one (no
+// certificate chain sent or verified again); the server takes it.
+TEST_F(HttpClientTls, NewConnectionsResumeTheSessionOfAnEarlierOne) {
+    tls_scripted_server server(pki_.path(), {answer_two_tls, answer_two_tls, answer_two_tls});
+    http::client client(io_.get_executor(), trust());
+    client.set_pool_limits(0, 1s);  // every request on a connection of its own
+    const auto o = origin_of(server.url());
+    for (int i = 0; i < 3; ++i) {
+        auto r = await(client.send(o, get()));
+        ASSERT_TRUE(r.ok()) << r.what;
+        EXPECT_EQ(r.res.body, "two");
+    }
+    EXPECT_EQ(client.stats().connects, 3u);
+    EXPECT_EQ(client.stats().tls_resumed, 2u);
+}
+
+// A server that accepts the connection and never answers the ClientHello: the
+// handshake's own limit ends the request, as a timeout.
+TEST_F(HttpClientTls, SilentHandshakeTimesOut) {
+    tls_scripted_server server(
+        pki_.path(),
+        {[](tls_scripted_server::stream& s) {
+            char byte = 0;
+            boost::system::error_code ec;
+            while (!ec) s.next_layer().read_some(asio::buffer(&byte, 1), ec);  // until the client gives up
+        }},
+        /*handshake=*/false);
+    http::timeouts limits;
+    limits.handshake = 300ms;
+    http::client client(io_.get_executor(), trust(), limits);
+    const auto t0 = steady::now();
+    auto r = await(client.send(origin_of(server.url()), get()));
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.kind, http::failure::timeout) << r.what;
+    EXPECT_NE(r.what.find("TLS handshake"), std::string::npos) << r.what;
+    EXPECT_FALSE(r.sent);
+    EXPECT_LT(steady::now() - t0, 4s) << "the handshake waited for the server's own 5 s";
+}
+
+// After the handshake the server reads the request and says nothing: the read
+// limit ends it, and a stream's silence ends it after the idle limit.
+TEST_F(HttpClientTls, SilentAnswersTimeOut) {
+    auto read_then_wait = [](tls_scripted_server::stream& s) {
+        boost::beast::flat_buffer buffer;
+        if (!tls_scripted_server::read_request(s, buffer)) return;
+        tls_scripted_server::read_request(s, buffer);  // returns when the client closes (or after 5 s)
+    };
+    auto stream_then_wait = [](tls_scripted_server::stream& s) {
+        boost::beast::flat_buffer buffer;
+        if (!tls_scripted_server::read_request(s, buffer)) return;
+        tls_scripted_server::write(s, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+        tls_scripted_server::read_request(s, buffer);
+    };
+    tls_scripted_server server(pki_.path(), {read_then_wait, stream_then_wait});
+    http::timeouts limits;
+    limits.read = 300ms;
+    limits.stream_idle = 300ms;
+    http::client client(io_.get_executor(), trust(), limits);
+    const auto o = origin_of(server.url());
+    auto r = await(client.send(o, get()));
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.kind, http::failure::timeout) << r.what;
+    EXPECT_TRUE(r.sent);
+    std::string streamed;
+    auto s = await(client.stream(o, get(), [&](std::string_view b) { streamed += b; }));
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.kind, http::failure::timeout) << s.what;
+    EXPECT_EQ(streamed, "hello");
+    EXPECT_EQ(client.open_connections(), 0u) << "a timed-out connection is not pooled";
+}
+
+// The server closes a pooled TLS connection (close_notify, then TCP): the next
+// idempotent request is retried once on a new connection.
+TEST_F(HttpClientTls, AConnectionTheServerClosedIsRetriedOnANewOne) {
+    auto answer_then_close = [](tls_scripted_server::stream& s) {
+        boost::beast::flat_buffer buffer;
+        if (!tls_scripted_server::read_request(s, buffer)) return;
+        tls_scripted_server::write(s, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none");
+        tls_scripted_server::read_request(s, buffer);  // the next request: dropped unanswered
+        boost::system::error_code ec;
+        s.shutdown(ec);
+        s.next_layer().close(ec);
+    };
+    tls_scripted_server server(pki_.path(), {answer_then_close, answer_two_tls});
+    http::client client(io_.get_executor(), trust());
+    const auto o = origin_of(server.url());
+    auto first = await(client.send(o, get()));
+    ASSERT_TRUE(first.ok()) << first.what;
+    auto second = await(client.send(o, get()));
+    ASSERT_TRUE(second.ok()) << second.what;
+    EXPECT_EQ(second.res.body, "two");
+    EXPECT_EQ(client.stats().stale_retries, 1u);
+    EXPECT_EQ(client.stats().connects, 2u);
 }
 
 // ---- TLS refusals ----------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 #include "e2b/http_client.hpp"
 #include "e2b/http_support.hpp"
 #include "coro_support.hpp"
+#include "e2b/tls_socket.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/address.hpp>
@@ -58,44 +59,81 @@ constexpr std::size_t error_body_limit = 64 * 1024;  // stream(): kept of a non-
 
 namespace {
 
-using tls_stream = ssl::stream<beast::tcp_stream>;
-
 // One TCP (+TLS) connection. Owned through shared_ptr by the pool or by the
 // request using it; close() may be called from close_all() while in use.
-struct connection {
-    connection(const asio::any_io_executor& ex, ssl::context* tls_ctx) : resolver(ex) {
-        if (tls_ctx)
-            secure.emplace(beast::tcp_stream(ex), *tls_ctx);
-        else
-            plain.emplace(ex);
+struct connection : std::enable_shared_from_this<connection> {
+    connection(const asio::any_io_executor& ex, SSL_CTX* tls_ctx) : resolver(ex), stream(ex) {
+        if (tls_ctx) {
+            secure.emplace(stream.socket(), tls_ctx, &timed_out);
+            watchdog.emplace(ex);
+        }
     }
 
-    beast::tcp_stream& tcp() { return secure ? secure->next_layer() : *plain; }
+    beast::tcp_stream& tcp() { return stream; }
+
+    // The deadline of the next step. Plain connections use the tcp_stream's own
+    // timeouts; a TLS connection waits on the socket directly (tls_socket), so a
+    // timer cancels the socket and tls_socket reports beast::error::timeout.
+    void expires_after(std::chrono::milliseconds limit) {
+        if (!secure) {
+            stream.expires_after(limit);
+            return;
+        }
+        timed_out = false;
+        const auto generation = ++watch_generation;
+        watchdog->expires_after(limit);
+        watchdog->async_wait([weak = weak_from_this(), generation](error_code ec) {
+            if (ec) return;
+            auto self = weak.lock();
+            if (!self || generation != self->watch_generation) return;  // gone, or re-armed since
+            self->timed_out = true;
+            error_code ignored;
+            self->stream.socket().cancel(ignored);
+        });
+    }
+
+    void expires_never() {
+        if (!secure) {
+            stream.expires_never();
+            return;
+        }
+        ++watch_generation;
+        watchdog->cancel();
+    }
 
     void close() {
         resolver.cancel();
+        if (watchdog) {
+            ++watch_generation;
+            watchdog->cancel();
+        }
         error_code ignored;
-        tcp().socket().shutdown(tcp::socket::shutdown_both, ignored);
-        tcp().close();
+        stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+        stream.close();
     }
 
     // The peer has not closed an idle connection, and nothing unexpected is
     // waiting to be read (a non-blocking peek, no I/O).
     bool looks_alive() {
-        auto& socket = tcp().socket();
+        auto& socket = stream.socket();
         if (!socket.is_open() || buffer.size() != 0) return false;
+        if (secure && SSL_has_pending(secure->native_handle())) return false;
         char byte = 0;
         auto n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
         return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
     }
 
     tcp::resolver resolver;
-    std::optional<beast::tcp_stream> plain;
-    std::optional<tls_stream> secure;
+    beast::tcp_stream stream;             // the TCP connection (plain HTTP: the stream itself)
+    std::optional<tls_socket> secure;     // HTTPS: TLS over stream's socket
+    std::optional<asio::steady_timer> watchdog;  // HTTPS: the current step's deadline
+    std::uint64_t watch_generation = 0;
+    bool timed_out = false;               // the watchdog cancelled the socket
     beast::flat_buffer buffer;  // bytes read past the previous response
     steady::time_point idle_since{};
     bool aborted = false;       // closed by close_all() under a request
     bool resolve_timed_out = false;
+    bool session_kept = false;  // HTTPS: its TLS session is the one new connections resume
 };
 using connection_ptr = std::shared_ptr<connection>;
 
@@ -159,12 +197,36 @@ struct client::impl : std::enable_shared_from_this<impl> {
         tls_ctx = make_tls_context(tls, tls_error);
     }
 
+    ~impl() {
+        for (auto& [key, session] : sessions) SSL_SESSION_free(session);
+    }
+
     executor_type ex;
     tls_settings tls;
     timeouts limits;
     std::shared_ptr<ssl::context> tls_ctx;
     std::string tls_error;
     bool system_roots_loaded = false;
+
+    // TLS session resumption: per origin, the session of a connection that
+    // completed a request; new connections to that origin offer it, which spares
+    // both sides the certificate chain and its verification (the key exchange is
+    // still done: TLS 1.3 resumes with a fresh (EC)DHE).
+    std::map<std::string, SSL_SESSION*> sessions;  // owned references
+
+    void keep_session(const std::string& key, connection& c) {
+        if (!c.secure || c.session_kept) return;
+        SSL_SESSION* s = SSL_get0_session(c.secure->native_handle());
+        if (!s || !SSL_SESSION_is_resumable(s)) return;  // TLS 1.3: no ticket yet
+        c.session_kept = true;
+        // A copy: OpenSSL marks a connection's own session not resumable when the
+        // connection is freed without a TLS shutdown, which is how pooled ones end.
+        SSL_SESSION* copy = SSL_SESSION_dup(s);
+        if (!copy) return;
+        auto& slot = sessions[key];
+        if (slot) SSL_SESSION_free(slot);
+        slot = copy;
+    }
 
     // Before the first TLS connection: the system roots (honours SSL_CERT_FILE /
     // SSL_CERT_DIR), on top of the CA file. Not needed without verification.
@@ -376,7 +438,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
     // ---- requests ----
 
     static asio::awaitable<result> run(std::shared_ptr<impl> self, origin o, request spec, body_sink sink);
-    asio::awaitable<result> open(connection_ptr c, const origin& o, const std::string& label);
+    asio::awaitable<result> open(connection_ptr c, const origin& o, const std::string& key, const std::string& label);
     template <class Stream>
     asio::awaitable<exchange_outcome> exchange(connection& c, Stream& s, const wire_request& req,
                                                const request& spec, const body_sink& sink, const std::string& label);
@@ -424,7 +486,8 @@ bool is_connection_loss(const error_code& ec) {
 
 }  // namespace
 
-asio::awaitable<result> client::impl::open(connection_ptr c, const origin& o, const std::string& label) {
+asio::awaitable<result> client::impl::open(connection_ptr c, const origin& o, const std::string& key,
+                                           const std::string& label) {
     const auto deadline = steady::now() + limits.connect;
 
     // Resolve, bounded by a timer that cancels the resolver.
@@ -457,12 +520,27 @@ asio::awaitable<result> client::impl::open(connection_ptr c, const origin& o, co
 
     if (c->secure) {
         SSL* native = c->secure->native_handle();
+        error_code aec;
+        if (!c->secure->attach(aec))
+            co_return make_failure(failure::tls_config, aec, label + ": cannot set up TLS: " + aec.message());
         const bool ip = is_ip_literal(o.host);
         if (!ip) SSL_set_tlsext_host_name(native, o.host.c_str());  // SNI (never for IP literals)
-        if (tls.verify_peer) c->secure->set_verify_callback(host_verifier{o.host, ip});
-        c->tcp().expires_after(limits.handshake);
-        auto [hec] = co_await c->secure->async_handshake(ssl::stream_base::client, use_tuple);
+        if (tls.verify_peer) {  // the certificate must name the host (checked with the chain)
+            if (ip)
+                X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(native), o.host.c_str());
+            else
+                SSL_set1_host(native, o.host.c_str());
+        }
+        if (auto it = sessions.find(key); it != sessions.end()) SSL_set_session(native, it->second);
+        c->expires_after(limits.handshake);
+        auto [hec] = co_await c->secure->async_handshake(use_tuple);
+        c->expires_never();
+        if (!hec && SSL_session_reused(native)) ++counters.tls_resumed;
         if (hec) {
+            if (auto it = sessions.find(key); it != sessions.end()) {  // offered or not: start afresh
+                SSL_SESSION_free(it->second);
+                sessions.erase(it);
+            }
             const long verdict = SSL_get_verify_result(native);
             if (tls.verify_peer && verdict != X509_V_OK)
                 co_return make_failure(failure::tls_verify, hec,
@@ -483,7 +561,7 @@ template <class Stream>
 asio::awaitable<exchange_outcome> client::impl::exchange(connection& c, Stream& s,
                                                          const wire_request& req, const request& spec,
                                                          const body_sink& sink, const std::string& label) {
-    c.tcp().expires_after(limits.write);
+    c.expires_after(limits.write);
     auto [wec, written] = co_await asio::async_write(s, req.buffers(), use_tuple);
     if (wec) {
         exchange_outcome out;
@@ -496,7 +574,7 @@ asio::awaitable<exchange_outcome> client::impl::exchange(connection& c, Stream& 
     else
         out = co_await read_whole(c, s, spec, label);
     out.r.sent = true;
-    c.tcp().expires_never();
+    c.expires_never();
     co_return out;
 }
 
@@ -507,7 +585,7 @@ asio::awaitable<exchange_outcome> client::impl::read_whole(connection& c, Stream
     bhttp::response_parser<bhttp::string_body> parser;
     parser.body_limit(spec.body_limit);
     if (spec.method == bhttp::verb::head) parser.skip(true);
-    c.tcp().expires_after(limits.read);
+    c.expires_after(limits.read);
     auto [ec, n] = co_await bhttp::async_read(s, c.buffer, parser, use_tuple);
     out.response_started = parser.got_some() || c.buffer.size() > 0;
     if (ec) {
@@ -528,7 +606,7 @@ asio::awaitable<exchange_outcome> client::impl::read_streamed(connection& c, Str
     exchange_outcome out;
     bhttp::response_parser<sink_body> parser;
     parser.body_limit(boost::none);
-    c.tcp().expires_after(limits.read);
+    c.expires_after(limits.read);
     auto [hec, hn] = co_await bhttp::async_read_header(s, c.buffer, parser, use_tuple);
     out.response_started = parser.got_some() || c.buffer.size() > 0;
     if (hec) {
@@ -549,7 +627,7 @@ asio::awaitable<exchange_outcome> client::impl::read_streamed(connection& c, Str
     body.error_body = &out.r.res.body;
     body.aborted = &c.aborted;
     while (!parser.is_done()) {
-        c.tcp().expires_after(limits.stream_idle);
+        c.expires_after(limits.stream_idle);
         auto [ec, n] = co_await bhttp::async_read_some(s, c.buffer, parser, use_tuple);
         if (ec) {
             out.r = io_failure(failure::read, ec, label, "while streaming the response body", limits.stream_idle, true);
@@ -583,7 +661,7 @@ asio::awaitable<result> client::impl::run(std::shared_ptr<impl> self, origin o, 
             auto pooled = self->take_idle(key);
             const bool reused = pooled != nullptr;
             lease c(*self, reused ? std::move(pooled)
-                                  : std::make_shared<connection>(self->ex, o.tls ? self->tls_ctx.get() : nullptr));
+                                  : std::make_shared<connection>(self->ex, o.tls ? self->tls_ctx->native_handle() : nullptr));
             if (reused) {
                 ++self->counters.reused;
             } else {
@@ -592,7 +670,7 @@ asio::awaitable<result> client::impl::run(std::shared_ptr<impl> self, origin o, 
                 result opened;
                 {
                     impl::opening_slot slot(self.get());
-                    opened = co_await self->open(c.get(), o, label);
+                    opened = co_await self->open(c.get(), o, key, label);
                 }
                 if (!opened.ok()) {
                     if (c->aborted || co_await coroutine_cancelled())
@@ -606,8 +684,9 @@ asio::awaitable<result> client::impl::run(std::shared_ptr<impl> self, origin o, 
             if (c->secure)
                 out = co_await self->exchange(*c, *c->secure, *req, spec, sink, label);
             else
-                out = co_await self->exchange(*c, *c->plain, *req, spec, sink, label);
+                out = co_await self->exchange(*c, c->stream, *req, spec, sink, label);
             if (out.r.ok()) {
+                self->keep_session(key, *c);
                 if (out.reusable) c.release(key);
                 co_return out.r;
             }

@@ -113,6 +113,7 @@ struct client_stats {
     std::size_t stale_retries = 0;  // transparent retries after a stale pooled connection failed
     std::size_t opening_waits = 0;  // new connections that waited for a free opening slot
     std::size_t peak_opening = 0;   // most connections being opened (connect + TLS handshake) at once
+    std::size_t tls_resumed = 0;    // TLS handshakes that resumed an earlier connection's session
 };
 
 class client {

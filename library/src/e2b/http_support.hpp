@@ -49,22 +49,6 @@ constexpr std::size_t inline_body_limit = 16 * 1024;
 // resends). nullopt and `why` for a target or header that could break the request.
 std::optional<wire_request> build_request(const origin& o, request& spec, std::string& why);
 
-// Verifies the peer's host name like boost::asio::ssl::host_name_verification, but records
-// a precise reason in the verify context so that the handshake error can say
-// "hostname mismatch" instead of a generic failure.
-struct host_verifier {
-    std::string host;
-    bool is_ip = false;
-
-    bool operator()(bool preverified, boost::asio::ssl::verify_context& ctx) const {
-        bool ok = boost::asio::ssl::host_name_verification(host)(preverified, ctx);
-        if (!ok && preverified && X509_STORE_CTX_get_error_depth(ctx.native_handle()) == 0)
-            X509_STORE_CTX_set_error(ctx.native_handle(),
-                                     is_ip ? X509_V_ERR_IP_ADDRESS_MISMATCH : X509_V_ERR_HOSTNAME_MISMATCH);
-        return ok;
-    }
-};
-
 // The client's TLS context with the extra CA file loaded; nullptr and `error` when
 // the file is unusable.
 std::shared_ptr<boost::asio::ssl::context> make_tls_context(const tls_settings& settings, std::string& error);
