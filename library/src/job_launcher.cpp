@@ -35,8 +35,7 @@ job_handle JobLauncher::submit(job_spec job) {
 }
 
 void JobLauncher::shutdown() {
-    if (get_executor().target<detail::strand_type>() &&
-        get_executor().target<detail::strand_type>()->running_in_this_thread())
+    if (detail::running_in_launcher_strand(get_executor()))
         throw std::logic_error("JobLauncher::shutdown() called from the launcher's own executor; use async_shutdown");
     auto f = async_shutdown(boost::asio::use_future);
     f.get();

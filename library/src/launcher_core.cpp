@@ -5,6 +5,7 @@
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
 #include <mutex>
@@ -38,7 +39,7 @@ struct launcher_core::state : std::enable_shared_from_this<state> {
     };
 
     state(const launcher_config& c, executor_type ex)
-        : cfg(c), strand(asio::make_strand(ex)), base_env(evaluator_environment(c)) {}
+        : cfg(c), strand(make_launcher_strand(ex)), base_env(evaluator_environment(c)) {}
 
     // ShinkaEvolve's settings first, so that env_vars (and then the job's own env) win.
     static std::map<std::string, std::string> evaluator_environment(const launcher_config& c) {
@@ -301,6 +302,18 @@ launcher_usage launcher_core::usage() const {
 
 void launcher_core::set_logger(logger log) {
     asio::post(state_->strand, [s = state_, log = std::move(log)]() mutable { s->log = std::move(log); });
+}
+
+strand_type make_launcher_strand(const asio::any_io_executor& ex) {
+    if (const auto* io = ex.target<asio::io_context::executor_type>()) return asio::make_strand(*io);
+    return asio::make_strand(ex);
+}
+
+bool running_in_launcher_strand(const asio::any_io_executor& strand) {
+    if (const auto* s = strand.target<asio::strand<asio::io_context::executor_type>>())
+        return s->running_in_this_thread();
+    if (const auto* s = strand.target<asio::strand<asio::any_io_executor>>()) return s->running_in_this_thread();
+    return false;
 }
 
 }  // namespace genesis::launch::detail

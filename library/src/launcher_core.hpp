@@ -58,7 +58,19 @@ private:
     std::function<void()> stop_;
 };
 
-using strand_type = boost::asio::strand<boost::asio::any_io_executor>;
+// The launcher's strand, type-erased. Over an io_context's own executor (the usual
+// case) it is a strand<io_context::executor_type>: small enough for
+// any_io_executor to hold in place, so copying it, and the work-tracking copies
+// every asynchronous operation makes, allocate nothing; a strand over a
+// type-erased executor is a heap object, and one more allocation per copy that
+// changes its properties. make_launcher_strand() picks the kind.
+using strand_type = boost::asio::any_io_executor;
+
+strand_type make_launcher_strand(const boost::asio::any_io_executor& ex);
+
+// True on a thread that is running a handler of `strand` (one made by
+// make_launcher_strand).
+bool running_in_launcher_strand(const boost::asio::any_io_executor& strand);
 
 class backend {
 public:
