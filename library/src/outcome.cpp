@@ -1,5 +1,6 @@
 #include "outcome.hpp"
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <utility>
@@ -64,10 +65,13 @@ void record_output(job_result& r, output_sink& out, output_sink& err) {
 }
 
 void record_results(job_result& r, const fs::path& dir, std::optional<std::string> metrics_text,
-                    std::optional<std::string> correct_text) {
+                    std::optional<std::string> correct_text, std::optional<std::vector<fs::path>> files) {
     std::error_code ec;
-    if (fs::is_directory(dir, ec)) {
-        auto results = read_results(dir, std::move(metrics_text), std::move(correct_text));
+    const bool known = files.has_value();
+    bool wrote_correct = false;
+    if (known) wrote_correct = std::find(files->begin(), files->end(), dir / "correct.json") != files->end();
+    if (known || fs::is_directory(dir, ec)) {
+        auto results = read_results(dir, std::move(metrics_text), std::move(correct_text), std::move(files));
         r.correct = results.correct;
         r.error = std::move(results.error);
         r.metrics = std::move(results.metrics);
@@ -76,7 +80,8 @@ void record_results(job_result& r, const fs::path& dir, std::optional<std::strin
         for (auto& w : results.warnings) r.warnings.push_back(std::move(w));
     }
     // When the evaluator never got to write correct.json, say why the job ended.
-    if (r.result != outcome::ok && !r.correct && !fs::exists(dir / "correct.json", ec)) r.error = r.diagnostic;
+    if (r.result != outcome::ok && !r.correct && !(known ? wrote_correct : fs::exists(dir / "correct.json", ec)))
+        r.error = r.diagnostic;
 }
 
 }  // namespace genesis::launch::detail

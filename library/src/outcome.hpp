@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace genesis::launch::detail {
 
@@ -36,9 +37,11 @@ void classify_exit(job_result& r, const process_exit& e);
 std::optional<int> signal_from_go_status(std::string_view status);
 
 // As read_results(dir), with the files' contents given by a backend that already
-// holds them (nullopt: read from `dir`); the folder is still listed.
+// holds them (nullopt: read from `dir`). The folder is listed unless `files` gives
+// its regular files (a backend that made the folder and wrote everything in it).
 evaluation_results read_results(const std::filesystem::path& dir, std::optional<std::string> metrics_text,
-                                std::optional<std::string> correct_text);
+                                std::optional<std::string> correct_text,
+                                std::optional<std::vector<std::filesystem::path>> files = std::nullopt);
 
 // Ends both streams and puts their captures (and whether they were cut) into `r`.
 void record_output(job_result& r, output_sink& out, output_sink& err);
@@ -46,7 +49,9 @@ void record_output(job_result& r, output_sink& out, output_sink& err);
 // Completes `r` once the job has ended: what the evaluator wrote (metrics,
 // correct.json, the files; nothing when `dir` is not a folder) goes in, and a job
 // that did not end ok without writing correct.json gets its diagnostic as error.
+// `files`: as for read_results (given, `dir` is known to be a folder).
 void record_results(job_result& r, const std::filesystem::path& dir, std::optional<std::string> metrics_text = {},
-                    std::optional<std::string> correct_text = {});
+                    std::optional<std::string> correct_text = {},
+                    std::optional<std::vector<std::filesystem::path>> files = std::nullopt);
 
 }  // namespace genesis::launch::detail

@@ -149,18 +149,24 @@ evaluation_results read_results(const fs::path& dir) {
 }
 
 evaluation_results detail::read_results(const fs::path& dir, std::optional<std::string> metrics_text,
-                                        std::optional<std::string> correct_text) {
+                                        std::optional<std::string> correct_text,
+                                        std::optional<std::vector<fs::path>> files) {
     evaluation_results r;
     if (!metrics_text) metrics_text = slurp(dir / "metrics.json");
     if (!correct_text) correct_text = slurp(dir / "correct.json");
     read_metrics(dir, std::move(metrics_text), r);
     read_correct(dir, std::move(correct_text), r);
-    std::error_code ec;
-    for (fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end;
-         !ec && it != end; it.increment(ec)) {
-        if (it->is_regular_file(ec)) r.files.push_back(it->path());
+    if (files) {
+        r.files = std::move(*files);
+    } else {
+        std::error_code ec;
+        for (fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end;
+             !ec && it != end; it.increment(ec)) {
+            if (it->is_regular_file(ec)) r.files.push_back(it->path());
+        }
     }
     std::sort(r.files.begin(), r.files.end());
+    r.files.erase(std::unique(r.files.begin(), r.files.end()), r.files.end());
     return r;
 }
 

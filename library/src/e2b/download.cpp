@@ -133,10 +133,12 @@ asio::awaitable<step> engine::download(std::shared_ptr<job_run> j) {
             }
             co_return envd_failure(*j, *bytes.error, "results download");
         }
-        fs::create_directories(local.parent_path(), ec);
-        if (ec) {
-            skip(path, "cannot create " + local.parent_path().string() + ": " + ec.message());
-            continue;
+        if (rel->has_parent_path()) {  // a file right in the folder needs nothing made
+            fs::create_directories(local.parent_path(), ec);
+            if (ec) {
+                skip(path, "cannot create " + local.parent_path().string() + ": " + ec.message());
+                continue;
+            }
         }
         // O_NOFOLLOW: never write through a link, whatever is there now.
         const int fd = ::open(local.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
@@ -153,6 +155,7 @@ asio::awaitable<step> engine::download(std::shared_ptr<job_run> j) {
         bool written = write_all(fd, *bytes) == 0;
         if (::close(fd) != 0) written = false;
         if (!written) co_return fail(*j, outcome::infra_error, "cannot write " + local.string());
+        j->files_written.push_back(root / *rel);
         if (*rel == "metrics.json") j->metrics_written = std::move(*bytes);
         if (*rel == "correct.json") j->correct_written = std::move(*bytes);
     }

@@ -163,8 +163,50 @@ struct cleanup_ticket {
 
 struct upload_item {
     std::string target;  // absolute sandbox path
-    std::string bytes;
+    std::shared_ptr<const std::string> bytes;  // shared by the jobs that upload the same file
     std::string source;  // local path, for messages
+};
+
+// The evaluator and job_config.additional_files, read once and shared by every job
+// while the file stays the same (device, inode, size, modification and change
+// times): one stat per file and job instead of reading it again, and one copy in
+// memory however many jobs are in flight. The candidate programs are read per job.
+class input_cache {
+public:
+    // The file's bytes, or nullptr and `why`.
+    std::shared_ptr<const std::string> get(const fs::path& path, std::string& why) {
+        struct ::stat st {};
+        if (::stat(path.c_str(), &st) != 0) {
+            why = errno == ENOENT ? "not found" : std::string("cannot be read: ") + std::strerror(errno);
+            return nullptr;
+        }
+        if (!S_ISREG(st.st_mode)) {
+            why = "not a regular file";
+            return nullptr;
+        }
+        const std::string key = path.string();
+        if (auto it = entries_.find(key); it != entries_.end() && same(it->second.st, st)) return it->second.bytes;
+        std::string bytes;
+        if (!read_whole_file(path, bytes, why)) return nullptr;
+        if (entries_.size() >= max_entries) entries_.clear();  // a bound, not a policy: a few files are expected
+        auto shared = std::make_shared<const std::string>(std::move(bytes));
+        entries_[key] = entry{st, shared};
+        return shared;
+    }
+
+    static constexpr std::size_t max_entries = 256;
+
+private:
+    struct entry {
+        struct ::stat st;
+        std::shared_ptr<const std::string> bytes;
+    };
+    static bool same(const struct ::stat& a, const struct ::stat& b) {
+        return a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_size == b.st_size &&
+               a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec &&
+               a.st_ctim.tv_sec == b.st_ctim.tv_sec && a.st_ctim.tv_nsec == b.st_ctim.tv_nsec;
+    }
+    std::map<std::string, entry> entries_;
 };
 
 // Everything about one job; shared by its coroutines and its cancel hook.
@@ -184,6 +226,10 @@ struct job_run {
     // metrics.json / correct.json as written into the results folder by this
     // attempt's download (finalize() then need not read them back).
     std::optional<std::string> metrics_written, correct_written;
+    // The results folder was made for this job: then every file in it is one the
+    // launcher wrote (listed here), and it need not be listed again at the end.
+    bool results_dir_made = false;
+    std::vector<fs::path> files_written;
     std::string program_target;
     std::map<std::string, std::string> env;
     milliseconds eval_limit{0};
@@ -317,6 +363,7 @@ private:
     std::unique_ptr<sandbox_api> api_;
     backoff_params create_backoff_;
     std::string run_tag_;
+    input_cache inputs_;  // the evaluator and additional_files, shared by the jobs
 
     // One create per 1/create_rate seconds for the whole launcher.
     e2b::create_pacer<clock> pacer_;

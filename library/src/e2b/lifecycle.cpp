@@ -105,7 +105,10 @@ void engine::set_stopped(job_run& j) const {
 }
 
 void engine::finalize(job_run& j) const {
-    record_results(j.r, j.ctx->job.results_dir, std::move(j.metrics_written), std::move(j.correct_written));
+    std::optional<std::vector<fs::path>> files;
+    if (j.results_dir_made) files = std::move(j.files_written);
+    record_results(j.r, j.ctx->job.results_dir, std::move(j.metrics_written), std::move(j.correct_written),
+                   std::move(files));
 }
 
 // ---- preparation (no sandbox yet) -------------------------------------------------------------
@@ -113,33 +116,46 @@ void engine::finalize(job_run& j) const {
 std::optional<std::string> engine::prepare_local(job_run& j) {
     const prepared_job& job = j.ctx->job;
     std::error_code ec;
-    fs::create_directories(job.results_dir, ec);
-    if (ec) return "cannot create results directory " + job.results_dir.string() + ": " + ec.message();
+    // Usually a new folder in an existing one: one mkdir, no checks before it.
+    if (::mkdir(job.results_dir.c_str(), 0777) == 0) {
+        j.results_dir_made = true;
+    } else if (errno != EEXIST || !fs::is_directory(job.results_dir, ec)) {
+        fs::create_directories(job.results_dir, ec);
+        if (ec) return "cannot create results directory " + job.results_dir.string() + ": " + ec.message();
+    }
 
     std::string why;
     std::set<std::string> targets;
-    auto add = [&](std::string target, const fs::path& local, const std::string& role) -> std::optional<std::string> {
+    // `shared`: a file every job uploads (the evaluator, additional_files), read once.
+    auto add = [&](std::string target, const fs::path& local, const std::string& role,
+                   bool shared) -> std::optional<std::string> {
         if (!targets.insert(target).second)
             return role + ": two files would be uploaded to " + target + " in the sandbox";
-        upload_item item{std::move(target), {}, local.string()};
-        if (!read_whole_file(local, item.bytes, why)) return role + " " + local.string() + ": " + why;
+        upload_item item{std::move(target), nullptr, local.string()};
+        if (shared) {
+            item.bytes = inputs_.get(local, why);
+        } else if (std::string bytes; read_whole_file(local, bytes, why)) {
+            item.bytes = std::make_shared<const std::string>(std::move(bytes));
+        }
+        if (!item.bytes) return role + " " + local.string() + ": " + why;
         j.uploads.push_back(std::move(item));
         return std::nullopt;
     };
 
-    if (auto e = add(std::string(evaluator_target), job.evaluator, "evaluator")) return e;
+    if (auto e = add(std::string(evaluator_target), job.evaluator, "evaluator", true)) return e;
     std::string name = job.program.filename().string();
     if (name.empty()) name = "main.py";
     j.program_target = std::string(home_dir) + "/" + name;
     if (j.program_target == evaluator_target)
         return "the candidate program is named evaluate.py, which is where the evaluator goes in the sandbox; "
                "rename the candidate";
-    if (auto e = add(j.program_target, job.program, "candidate program")) return e;
+    if (auto e = add(j.program_target, job.program, "candidate program", false)) return e;
     for (const auto& [sandbox_path, local] : cfg_.e2b.additional_files) {
         // The rule validate() already applied (make_launcher runs it): one place resolves these paths.
         const auto checked = config::check_sandbox_path(sandbox_path);
         if (checked.problem) return "job_config.additional_files." + config::printable(sandbox_path) + ": " + *checked.problem;
-        if (auto e = add(checked.target, local, "additional file (job_config.additional_files['" + sandbox_path + "'])"))
+        if (auto e = add(checked.target, local, "additional file (job_config.additional_files['" + sandbox_path + "'])",
+                         true))
             return e;
     }
 
@@ -147,6 +163,7 @@ std::optional<std::string> engine::prepare_local(job_run& j) {
         return "cannot write " + (job.results_dir / "job_log.out").string() + ": " + e.message();
     if (auto e = j.err_log.open(job.results_dir / "job_log.err"))
         return "cannot write " + (job.results_dir / "job_log.err").string() + ": " + e.message();
+    j.files_written = {job.results_dir / "job_log.out", job.results_dir / "job_log.err"};
 
     j.env["PYTHONUNBUFFERED"] = "1";
     j.env["PYTHONIOENCODING"] = "utf-8";
@@ -417,7 +434,7 @@ asio::awaitable<step> engine::upload(std::shared_ptr<job_run> j) {
     // Every file in one request (a copy: a retried attempt uploads them again).
     std::vector<e2b::upload_file> files;
     files.reserve(j->uploads.size());
-    for (const auto& item : j->uploads) files.push_back(e2b::upload_file{item.target, item.bytes});
+    for (const auto& item : j->uploads) files.push_back(e2b::upload_file{item.target, *item.bytes});
     e2b::sandbox_handle sb = *j->sandbox;
     auto sent = co_await api_->upload_files(sb, std::move(files));
     if (!sent) {
