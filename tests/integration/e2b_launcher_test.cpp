@@ -55,7 +55,9 @@ using genesis_test::read_file;
 using genesis_test::temp_dir;
 using genesis_test::write_file;
 using ::testing::HasSubstr;
+using ::testing::IsSupersetOf;
 using ::testing::Not;
+using ::testing::UnorderedElementsAreArray;
 
 constexpr auto job_wait = 120s;  // the longest any single job may take in these tests
 
@@ -543,6 +545,64 @@ TEST_F(E2bLauncher, CandidateFailuresAreReportedNotRetried) {
     finish(l);
     EXPECT_EQ(emulator_->stat("created"), 2);  // never retried
     EXPECT_EQ(emulator_->stat("killed"), 2);
+}
+
+// The evaluator is read once and shared by the jobs while the file stays the same;
+// rewritten between jobs, the next job uploads the new one.
+TEST_F(E2bLauncher, AnEvaluatorRewrittenBetweenJobsIsUploadedAfresh) {
+    const fs::path eval = tmp_ / "score.py";
+    auto write_evaluator = [&](const std::string& score) {
+        genesis_test::write_file(eval,
+                                 "import argparse, json, os\n"
+                                 "p = argparse.ArgumentParser()\n"
+                                 "p.add_argument('--program_path')\n"
+                                 "p.add_argument('--results_dir')\n"
+                                 "a, _ = p.parse_known_args()\n"
+                                 "os.makedirs(a.results_dir, exist_ok=True)\n"
+                                 "json.dump({'combined_score': " + score + "}, open(os.path.join(a.results_dir, 'metrics.json'), 'w'))\n"
+                                 "json.dump({'correct': True}, open(os.path.join(a.results_dir, 'correct.json'), 'w'))\n");
+    };
+    write_evaluator("1");
+    auto& l = make(config());
+    auto first = run(l, spec("first", program("good.py"), eval));
+    auto second = run(l, spec("second", program("good.py"), eval));
+    write_evaluator("22.5");  // another size and content
+    auto third = run(l, spec("third", program("good.py"), eval));
+    ASSERT_EQ(third.result, gl::outcome::ok) << third.diagnostic;
+    EXPECT_EQ(first.combined_score, 1.0);
+    EXPECT_EQ(second.combined_score, 1.0);
+    EXPECT_EQ(third.combined_score, 22.5);
+    std::filesystem::remove(eval);
+    auto gone = run(l, spec("gone", program("good.py"), eval));
+    EXPECT_EQ(gone.result, gl::outcome::setup_failed);
+    EXPECT_THAT(gone.diagnostic, HasSubstr("not found"));
+    finish(l);
+}
+
+// result_files: a results folder the job made holds what the launcher wrote; a
+// folder that existed keeps, and lists, what was there before.
+TEST_F(E2bLauncher, ResultFilesListWhatTheResultsFolderHolds) {
+    auto& l = make(config());
+    auto names = [](const gl::job_result& r) {
+        std::vector<std::string> out;
+        for (const auto& f : r.result_files) out.push_back(f.lexically_relative(r.results_dir).string());
+        return out;
+    };
+    auto fresh = run(l, spec("fresh"));
+    ASSERT_EQ(fresh.result, gl::outcome::ok) << fresh.diagnostic;
+    const auto fresh_names = names(fresh);
+    EXPECT_THAT(fresh_names, IsSupersetOf({"job_log.out", "job_log.err", "metrics.json", "correct.json"}));
+    for (const auto& f : fresh.result_files) EXPECT_TRUE(fs::is_regular_file(f)) << f;
+
+    auto old = spec("old");
+    fs::create_directories(old.results_dir / "earlier");
+    genesis_test::write_file(old.results_dir / "earlier" / "note.txt", "from before");
+    auto again = run(l, old);
+    ASSERT_EQ(again.result, gl::outcome::ok) << again.diagnostic;
+    auto expected = fresh_names;
+    expected.push_back("earlier/note.txt");
+    EXPECT_THAT(names(again), UnorderedElementsAreArray(expected));
+    finish(l);
 }
 
 // ---- timeout ----------------------------------------------------------------------------------
