@@ -59,13 +59,16 @@ struct options {
     std::string api_key;  // its key (--api-key, else E2B_API_KEY)
     std::string ca_file;  // the CA of its certificate, for https URLs
     bool json = false;
+    double create_rate = 0;  // sandbox creations per second; 0 = not paced (the default here)
+    bool keep_files = false;  // leave the results folders (the caller removes them later)
 };
 
 [[noreturn]] void die(const std::string& message) { genesis_bench::fail("genesis_bench_e2b", message); }
 [[noreturn]] void usage_error(const std::string& message) { genesis_bench::fail("genesis_bench_e2b", message, 2); }
 
 constexpr const char* usage_text =
-    "usage: genesis_bench_e2b [--jobs N] [--in-flight C] [--latency-ms L] [--json]\n"
+    "usage: genesis_bench_e2b [--jobs N] [--in-flight C] [--latency-ms L] [--create-rate R] [--json]\n"
+    "                         [--keep-files]                             (leave the results folders)\n"
     "                         [--tls] [--emulator PATH]                  (starts the emulator)\n"
     "                         [--url URL [--api-key KEY] [--ca-file PEM]] (an emulator already running)\n";
 
@@ -86,6 +89,14 @@ options parse(int argc, char** argv) {
         else if (a == "--api-key") o.api_key = value();
         else if (a == "--ca-file") o.ca_file = value();
         else if (a == "--json") o.json = true;
+        else if (a == "--keep-files") o.keep_files = true;
+        else if (a == "--create-rate") {
+            const std::string v = value();
+            char* end = nullptr;
+            o.create_rate = std::strtod(v.c_str(), &end);
+            if (end == v.c_str() || *end != '\0' || !(o.create_rate > 0) || !std::isfinite(o.create_rate))
+                usage_error("--create-rate: '" + v + "' is not a number > 0");
+        }
         else if (a == "--help" || a == "-h") {
             std::cout << usage_text;
             std::exit(0);
@@ -254,7 +265,10 @@ json::object measure(const options& o, const std::string& url, const std::string
     cfg.e2b.api_url = url;
     cfg.e2b.sandbox_url = url;
     cfg.e2b.api_key = api_key;
-    cfg.e2b.create_rate = 1e9;
+    // Not paced unless --create-rate is given: the launcher's default (1 create per
+    // second, E2B's Hobby tier) would make the wall time N seconds and hide the client's
+    // own cost; the emulator in bench mode has no rate limit.
+    cfg.e2b.create_rate = o.create_rate > 0 ? o.create_rate : 1e9;
     cfg.e2b.ca_file = ca_file;
 
     const auto before = fetch_stats(url, api_key);
@@ -320,6 +334,8 @@ json::object measure(const options& o, const std::string& url, const std::string
     r["jobs"] = o.jobs;
     r["in_flight"] = o.in_flight;
     r["latency_ms"] = o.latency_ms;
+    if (o.create_rate > 0) r["create_rate"] = o.create_rate;
+    else r["create_rate"] = nullptr;  // not paced
     r["jobs_ok"] = o.jobs - failed;
     r["jobs_failed"] = failed;
     r["errors"] = std::move(errors);
@@ -386,6 +402,6 @@ int main(int argc, char** argv) {
     if (o.json) std::cout << json::serialize(result) << std::endl;
     else print_text(result);
     std::error_code ignored;
-    fs::remove_all(dir, ignored);
+    if (!o.keep_files) fs::remove_all(dir, ignored);
     return result.at("jobs_failed").to_number<int>() == 0 ? 0 : 1;
 }

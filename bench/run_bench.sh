@@ -7,26 +7,29 @@
 #                      [--smoke] [--json-out FILE] [--cache-dir DIR] [--require-sdk]
 #                      [--no-local] [--local-args "ARGS"] [--keep]
 #                      [--emulator PATH] [--genesis-bench PATH] [--local-bench PATH]
-#                      [--results-tmp DIR] [--repeat K]
+#                      [--results-tmp DIR] [--disk-tmp DIR] [--paced-jobs N] [--repeat K]
 #
 # For each transport and each row (C in flight, L ms of latency per request;
-# default rows 100:0,100:50,1000:50, N = 1000 jobs) it starts ONE emulator
-# (--bench, latency L), runs genesis_bench_e2b --url against it, then the SDK
-# driver (bench/sdk/bench_sdk.mjs) against the same emulator, and stops it. Each
-# client reports its own wall, CPU and peak RSS and the deltas of the emulator's
-# stats around its run. Then genesis_bench_local --json, if built. At the end:
-# every run, the issue's table (genesis-launch vs the SDK, ratios) and the local
-# comparison; --json-out writes all of it as JSON.
+# default rows 100:0,100:0:disk,100:50,1000:50,1000:50:disk,10:50:paced, N = 1000
+# jobs) it starts ONE emulator (--bench, latency L), runs genesis_bench_e2b --url
+# against it, then the SDK driver (bench/sdk/bench_sdk.mjs) against the same
+# emulator, and stops it. Each client reports its own wall, CPU and peak RSS and the
+# deltas of the emulator's stats around its run. Then genesis_bench_local --json, if
+# built. At the end: every run, the targets' table (genesis-launch vs the SDK,
+# ratios) and the local comparison; --json-out writes all of it as JSON.
 #
-# --repeat K (default 3, --smoke 1): each row runs both clients K times, one after
-# the other, against the same emulator; the report gives each figure's median
-# (this machine is a shared VM whose speed drifts by tens of percent over minutes).
+# --repeat K (default 5, --smoke 1): each row runs both clients K times, one after
+# the other, against the same emulator; the report gives each figure's median and
+# its range (this machine is a shared VM whose speed drifts over minutes).
 #
-# The clients write their results folders (job logs, metrics.json, correct.json
-# per lifecycle, as the evaluation contract asks) under --results-tmp, by
-# default /dev/shm when it is a writable folder: on a disk file system, creating
-# inodes can cost more than the launcher itself (ext4 with many recently deleted
-# inodes: about 1 ms per file under load), and that is not what is measured.
+# Where the results folders go (job logs, metrics.json, correct.json per lifecycle,
+# as the evaluation contract asks): a row C:L writes them under --results-tmp, by
+# default /dev/shm when it is a writable folder (the SDK driver does the same file
+# work there, so the comparison is of the clients alone); a row C:L:disk under
+# --disk-tmp, by default /var/tmp (an ordinary disk on Debian): what users do. A row
+# C:L:paced runs genesis-launch alone with the launcher's default create_rate (1
+# sandbox per second), --paced-jobs jobs (default 10), results on the disk; every
+# other row lifts create_rate (the emulator in bench mode has no rate limit).
 #
 # --smoke: N = 6, rows 3:0,3:5,6:5, no local benchmark (it proves the benchmark
 # works; nothing is timed). Every job of both clients must succeed: a failed side
@@ -56,7 +59,7 @@ json_out=
 cache_root=${GENESIS_CONFORMANCE_CACHE_DIR:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/genesis-launch/npm}
 require=${GENESIS_REQUIRE_CONFORMANCE:-$([ "${CI:-}" = true ] && echo 1 || echo 0)}
 run_local=1
-local_args=
+local_args="--rounds 5"
 keep=0
 emulator=
 genesis_bench=
@@ -72,7 +75,7 @@ while [ $# -gt 0 ]; do
   opt=$1
   shift
   case "$opt" in
-    --build-dir|--jobs|--rows|--transports|--json-out|--cache-dir|--local-args|--emulator|--genesis-bench|--local-bench|--results-tmp|--repeat)
+    --build-dir|--jobs|--rows|--transports|--json-out|--cache-dir|--local-args|--emulator|--genesis-bench|--local-bench|--results-tmp|--disk-tmp|--paced-jobs|--repeat)
       [ $# -gt 0 ] || { echo "run_bench: $opt needs a value" >&2; exit 2; }
       val=$1
       shift
@@ -91,6 +94,8 @@ while [ $# -gt 0 ]; do
     --genesis-bench) genesis_bench=$val ;;
     --local-bench) local_bench=$val ;;
     --results-tmp) results_tmp=$val ;;
+    --disk-tmp) disk_tmp=$val ;;
+    --paced-jobs) paced_jobs=$val ;;
     --repeat) repeat=$val ;;
     --smoke) smoke=1 ;;
     --require-sdk) require=1 ;;
@@ -107,15 +112,18 @@ if [ "$smoke" = 1 ]; then
   rows=${rows:-3:0,3:5,6:5}
   run_local=0
 else
-  repeat=${repeat:-3}
+  repeat=${repeat:-5}
   jobs=${jobs:-1000}
-  rows=${rows:-100:0,100:50,1000:50}
+  rows=${rows:-100:0,100:0:disk,100:50,1000:50,1000:50:disk,10:50:paced}
 fi
 [[ "$jobs" =~ ^[1-9][0-9]*$ ]] || { echo "run_bench: --jobs must be a positive integer" >&2; exit 2; }
 [[ "$repeat" =~ ^[1-9][0-9]*$ ]] || { echo "run_bench: --repeat must be a positive integer" >&2; exit 2; }
+paced_jobs=${paced_jobs:-10}
+[[ "$paced_jobs" =~ ^[1-9][0-9]*$ ]] || { echo "run_bench: --paced-jobs must be a positive integer" >&2; exit 2; }
 IFS=, read -r -a row_list <<<"$rows"
 for r in "${row_list[@]}"; do
-  [[ "$r" =~ ^[1-9][0-9]*:[0-9]+$ ]] || { echo "run_bench: bad row '$r' (want C:L, e.g. 100:50)" >&2; exit 2; }
+  [[ "$r" =~ ^[1-9][0-9]*:[0-9]+(:disk|:paced)?$ ]] ||
+    { echo "run_bench: bad row '$r' (want C:L, C:L:disk or C:L:paced, e.g. 100:50)" >&2; exit 2; }
 done
 IFS=, read -r -a transport_list <<<"$transports"
 for t in "${transport_list[@]}"; do
@@ -170,6 +178,17 @@ if [ -z "${results_tmp:-}" ]; then
   if [ -d /dev/shm ] && [ -w /dev/shm ]; then results_tmp=/dev/shm; else results_tmp=${TMPDIR:-/tmp}; fi
 fi
 [ -d "$results_tmp" ] && [ -w "$results_tmp" ] || { echo "run_bench: --results-tmp $results_tmp is not a writable folder" >&2; exit 2; }
+disk_tmp=${disk_tmp:-/var/tmp}
+disk_run=
+case ",$rows," in
+  *:disk,*|*:paced,*)
+    [ -d "$disk_tmp" ] && [ -w "$disk_tmp" ] || { echo "run_bench: --disk-tmp $disk_tmp is not a writable folder" >&2; exit 2; }
+    # The clients leave their results folders here, removed only when the run ends: a
+    # removal of thousands of files right before the next client's run would make that
+    # run's file creations slower than anything a user sees (ext4 passes over recently
+    # freed inodes when it allocates new ones), and charge one client for the other.
+    disk_run=$(mktemp -d "$disk_tmp/genesis-bench-disk.XXXXXX") || { fail "mktemp in $disk_tmp"; exit 1; } ;;
+esac
 emu_pid=
 status=0
 
@@ -185,6 +204,7 @@ stop_emulator() {
 }
 cleanup() {
   stop_emulator
+  [ -n "$disk_run" ] && rm -rf "$disk_run"
   if [ "$status" = 0 ] && [ "$keep" != 1 ]; then
     rm -rf "$tmp"
   else
@@ -238,19 +258,25 @@ run_client() {  # name side out -- command...
   [ "$rc" = 124 ] && echo "timed out after $client_timeout s" >>"$tmp/$name.$side.err"
   if [ -s "$tmp/$name.$side.err" ]; then sed "s/^/[bench]   $side: /" "$tmp/$name.$side.err" | head -n 20 >&2; fi
   "$py" "$here/bench_report.py" record "$results" "$out" "$side" "$rc" "$tmp/$name.$side.err" \
-    "$transport" "$jobs" "$c" "$l" || return 1
+    "$transport" "$row_jobs" "$c" "$l" "$mode" "$(stat -f -c %T "$TMPDIR" 2>/dev/null || echo '?')" || return 1
 }
 
-log "$(date -u '+%Y-%m-%d %H:%M:%S UTC'): N=$jobs, rows (C:L) $rows, transports $transports"
+log "$(date -u '+%Y-%m-%d %H:%M:%S UTC'): N=$jobs, rows (C:L) $rows, transports $transports, $repeat repeats"
+log "machine: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), $(nproc) cores"
 log "clients: $genesis_bench; node $(node --version) with e2b@$sdk_version ($sdk_dir)"
-log "results folders of both clients under $results_tmp ($(stat -f -c %T "$results_tmp" 2>/dev/null || echo '?'))"
-export TMPDIR=$results_tmp
+log "results folders: rows C:L under $results_tmp ($(stat -f -c %T "$results_tmp" 2>/dev/null || echo '?')), rows C:L:disk and C:L:paced under $disk_tmp ($(stat -f -c %T "$disk_tmp" 2>/dev/null || echo '?'))"
 for transport in "${transport_list[@]}"; do
   for row in "${row_list[@]}"; do
-    c=${row%%:*}
-    l=${row##*:}
-    name=$transport-c$c-l$l
-    log "$transport C=$c L=$l ms: starting the emulator"
+    IFS=: read -r c l mode <<<"$row"
+    mode=${mode:-tmpfs}
+    name=$transport-c$c-l$l-$mode
+    row_jobs=$jobs
+    pacing=()
+    keep_files=()
+    export TMPDIR=$results_tmp
+    [ "$mode" = tmpfs ] || { export TMPDIR=$disk_run; keep_files=(--keep-files); }
+    [ "$mode" = paced ] && row_jobs=$paced_jobs && pacing=(--create-rate 1)
+    log "$transport C=$c L=$l ms, results on $mode: starting the emulator"
     start_emulator "$transport" "$l" "$name" || { status=1; stop_emulator; continue; }
     export E2B_API_KEY=$ready_api_key
     ca_args=()
@@ -258,28 +284,31 @@ for transport in "${transport_list[@]}"; do
     for rep in $(seq "$repeat"); do
       tag=""
       [ "$repeat" -gt 1 ] && tag=" [$rep/$repeat]"
-      log "$transport C=$c L=$l ms: genesis-launch ($jobs jobs)$tag"
+      log "$transport C=$c L=$l ms, $mode: genesis-launch ($row_jobs jobs)$tag"
       unset NODE_EXTRA_CA_CERTS
       run_client "$name.$rep" genesis-launch "$tmp/$name.$rep.genesis-launch.json" -- \
-        "$genesis_bench" --url "$ready_api_url" --jobs "$jobs" --in-flight "$c" --latency-ms "$l" --json "${ca_args[@]}" ||
+        "$genesis_bench" --url "$ready_api_url" --jobs "$row_jobs" --in-flight "$c" --latency-ms "$l" --json \
+        "${pacing[@]}" "${keep_files[@]}" "${ca_args[@]}" ||
         status=1
-      log "$transport C=$c L=$l ms: E2B JS SDK ($jobs jobs)$tag"
+      [ "$mode" = paced ] && continue  # the SDK has no pacing of its own
+      log "$transport C=$c L=$l ms, $mode: E2B JS SDK ($row_jobs jobs)$tag"
       if [ "$transport" = tls ]; then export NODE_EXTRA_CA_CERTS=$tmp/ca.pem; else unset NODE_EXTRA_CA_CERTS; fi
       run_client "$name.$rep" sdk "$tmp/$name.$rep.sdk.json" -- \
         node "$sdk_src/bench_sdk.mjs" --url "$ready_api_url" --sdk-dir "$sdk_dir" \
-        --jobs "$jobs" --in-flight "$c" --latency-ms "$l" ||
+        --jobs "$row_jobs" --in-flight "$c" --latency-ms "$l" "${keep_files[@]}" ||
         status=1
     done
     unset NODE_EXTRA_CA_CERTS E2B_API_KEY
     stop_emulator
   done
 done
+export TMPDIR=${disk_run:-$disk_tmp}
 
 local_json=$tmp/local.json
 local_note=
 if [ "$run_local" = 1 ]; then
   if [ -x "$local_bench" ]; then
-    log "local: $local_bench --json $local_args"
+    log "local: $local_bench --json $local_args (results and temp folders under $TMPDIR)"
     # shellcheck disable=SC2086  # --local-args is split on purpose
     if ! timeout --kill-after=10 900 "$local_bench" --json $local_args >"$local_json"; then
       local_note="genesis_bench_local failed"

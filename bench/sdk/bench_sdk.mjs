@@ -14,7 +14,8 @@
 // every lifecycle also does the local file work: it reads the candidate and the
 // evaluator from disk, and writes job_log.out / job_log.err (the command's
 // output), metrics.json and correct.json into a results folder of its own under
-// $TMPDIR (--no-local-files leaves that out).
+// $TMPDIR (--no-local-files leaves that out; --keep-files leaves the folder in place
+// for the caller to remove).
 //
 // Prints one JSON object on stdout (the field names genesis_bench_e2b --json uses):
 // wall, ideal (6 x L x ceil(N / C)), this process's CPU over the lifecycles only
@@ -37,7 +38,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 function usage(message) {
   if (message) process.stderr.write(`bench_sdk: ${message}\n`);
   process.stderr.write(
-    'usage: node bench_sdk.mjs --url URL --api-key KEY [--jobs N] [--in-flight C] [--latency-ms L] [--sdk-dir DIR] [--no-local-files]\n');
+    'usage: node bench_sdk.mjs --url URL --api-key KEY [--jobs N] [--in-flight C] [--latency-ms L] [--sdk-dir DIR] [--no-local-files] [--keep-files]\n');
   process.exit(2);
 }
 
@@ -50,6 +51,7 @@ function parseArgs(argv) {
     latencyMs: 0,
     sdkDir: process.env.GENESIS_BENCH_SDK_DIR || here,
     localFiles: true,
+    keepFiles: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -68,6 +70,7 @@ function parseArgs(argv) {
     else if (a === '--latency-ms' || a === '-l') o.latencyMs = int(value());
     else if (a === '--sdk-dir') o.sdkDir = value();
     else if (a === '--no-local-files') o.localFiles = false;
+    else if (a === '--keep-files') o.keepFiles = true;
     else if (a === '--help' || a === '-h') usage();
     else usage(`unknown option '${a}'`);
   }
@@ -185,7 +188,7 @@ const cpu = process.cpuUsage(cpu0);
 const maxRssKiB = process.resourceUsage().maxRSS;
 
 const after = await emulatorStats();
-fs.rmSync(work, { recursive: true, force: true });
+if (!o.keepFiles) fs.rmSync(work, { recursive: true, force: true });
 
 const n = o.jobs;
 const wall = Number(t1 - t0) / 1e9;
