@@ -175,14 +175,16 @@ namespace {
 int open_pidfd(pid_t pid) noexcept { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 int pidfd_kill(int pidfd) noexcept { return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0)); }
 
-// True when /proc/<pid>/environ holds the exact entry `needle` ("\0NAME=VALUE\0"
-// with the leading NUL standing for the start of the block). One open, usually
-// one read (a short read of environ is its end), one close.
-bool environment_holds(pid_t pid, const std::string& needle) {
+enum class environment { marked, unmarked, empty };
+
+// Whether /proc/<pid>/environ holds the exact entry `needle` ("\0NAME=VALUE\0"
+// with the leading NUL standing for the start of the block), or reads empty. One
+// open, usually one read (a short read of environ is its end), one close.
+environment read_environment(pid_t pid, const std::string& needle) {
     char path[32];
     std::snprintf(path, sizeof path, "/proc/%d/environ", static_cast<int>(pid));
     const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
+    if (fd < 0) return environment::unmarked;
     std::string block(1, '\0');
     char buf[16 * 1024];
     for (;;) {
@@ -192,8 +194,48 @@ bool environment_holds(pid_t pid, const std::string& needle) {
         if (static_cast<std::size_t>(n) < sizeof buf) break;
     }
     ::close(fd);
+    if (block.size() == 1) return environment::empty;
     block.push_back('\0');
-    return block.find(needle) != std::string::npos;
+    return block.find(needle) != std::string::npos ? environment::marked : environment::unmarked;
+}
+
+bool environment_holds(pid_t pid, const std::string& needle) {
+    return read_environment(pid, needle) == environment::marked;
+}
+
+// True while `pid` is in the middle of an exec: its new program's stack, where its
+// arguments and environment are, is not set up yet, so both read empty. Not a
+// zombie, not a kernel thread (whose both read empty too); a process that was
+// started with an empty environment still has its arguments.
+bool in_exec(pid_t pid) {
+    char path[32];
+    std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    char stat[512];
+    const ssize_t n = ::read(fd, stat, sizeof stat - 1);
+    ::close(fd);
+    if (n <= 0) return false;
+    stat[n] = '\0';
+    // "pid (comm) state ppid pgrp session tty_nr tpgid flags ...": comm may hold anything.
+    const char* p = std::strrchr(stat, ')');
+    if (!p || p[1] != ' ' || !p[2]) return false;
+    const char state = p[2];
+    if (state == 'Z' || state == 'X' || state == 'x') return false;
+    p += 3;
+    for (int field = 0; field < 5 && p; ++field) {  // ppid pgrp session tty_nr tpgid
+        p = std::strchr(p + 1, ' ');
+    }
+    if (!p) return false;
+    constexpr unsigned long kernel_thread = 0x00200000;  // PF_KTHREAD
+    if (std::strtoul(p + 1, nullptr, 10) & kernel_thread) return false;
+    std::snprintf(path, sizeof path, "/proc/%d/cmdline", static_cast<int>(pid));
+    fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    char arg;
+    const ssize_t args = ::read(fd, &arg, 1);
+    ::close(fd);
+    return args == 0;
 }
 
 // The number in /proc/sys/kernel/ns_last_pid, read at offset 0 of `fd` (-1 when it
@@ -219,7 +261,14 @@ int open_last_pid() { return ::open("/proc/sys/kernel/ns_last_pid", O_RDONLY | O
 // True when it was killed now (counted in `result`, remembered in `killed`).
 bool kill_if_marked(pid_t pid, const std::string& needle, pid_t group, std::vector<pid_t>& killed,
                     sweep_result& result) {
-    if (!environment_holds(pid, needle)) return false;
+    environment env = read_environment(pid, needle);
+    // A process the job started just before its end may still be in exec, its
+    // environment not readable yet: wait for it a moment (rare; at most about 0.2 s).
+    for (int i = 0; i < 200 && env == environment::empty && in_exec(pid); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        env = read_environment(pid, needle);
+    }
+    if (env != environment::marked) return false;
     const int pidfd = open_pidfd(pid);
     if (pidfd < 0) return false;
     bool now = false;
