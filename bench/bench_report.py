@@ -271,7 +271,7 @@ def cmd_report(args):
     print()
     header = ["transport", "C", "L ms", "results", "client", "jobs ok", "wall s", "ideal s", "wall / ideal",
               "wall / own ideal", "CPU ms / lifecycle (user + system)", "peak RSS MiB", "requests / lc",
-              "connections / lc", "TLS handshakes / lc", "emulator CPU ms / lc"]
+              "connections / lc", "TLS handshakes / lc (resumed)", "emulator CPU ms / lc"]
     rows = []
     for r in runs:
         for s in SIDES:
@@ -293,7 +293,9 @@ def cmd_report(args):
                          fmt(d.get("wall_over_own_ideal")) + (spread("wall_over_own_ideal") if d else ""), cpu,
                          fmt(d.get("peak_rss_mib")) + (spread("peak_rss_mib") if d else ""),
                          fmt(d.get("requests_per_lifecycle")), fmt(d.get("connections_per_lifecycle")),
-                         fmt(d.get("tls_handshakes_per_lifecycle")), fmt(d.get("emulator_cpu_ms_per_lifecycle"))])
+                         fmt(d.get("tls_handshakes_per_lifecycle")) +
+                         (f" ({fmt(d.get('tls_resumed_per_lifecycle'))})" if d.get("tls_handshakes_per_lifecycle") else ""),
+                         fmt(d.get("emulator_cpu_ms_per_lifecycle"))])
     print(markdown_table(header, rows))
 
     table = targets_table(runs)

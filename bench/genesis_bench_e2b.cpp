@@ -350,6 +350,8 @@ json::object measure(const options& o, const std::string& url, const std::string
     r["requests_per_lifecycle"] = round(delta(before.at("requests").at("total"), after.at("requests").at("total")) / n);
     r["connections_per_lifecycle"] = round(connections / n);
     r["tls_handshakes_per_lifecycle"] = round(handshakes / n);
+    if (const auto* b = before.if_contains("tls_resumed"))
+        r["tls_resumed_per_lifecycle"] = round(delta(*b, after.at("tls_resumed")) / n);
     r["emulator_cpu_ms_per_lifecycle"] =
         round(delta(before.at("cpu_seconds").at("total"), after.at("cpu_seconds").at("total")) * 1000.0 / n);
     r["requests_by_endpoint"] = std::move(by_endpoint);

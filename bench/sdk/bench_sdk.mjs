@@ -224,6 +224,7 @@ const result = {
   requests_per_lifecycle: round((after.requests.total - before.requests.total) / n),
   connections_per_lifecycle: round(connections / n),
   tls_handshakes_per_lifecycle: round(handshakes / n),
+  tls_resumed_per_lifecycle: round(((after.tls_resumed ?? 0) - (before.tls_resumed ?? 0)) / n),
   emulator_cpu_ms_per_lifecycle: round((after.cpu_seconds.total - before.cpu_seconds.total) * 1000 / n),
   requests_by_endpoint: byEndpoint,
 };

@@ -561,6 +561,7 @@ json::object make_stats(const emulator_state& st) {
         {"open_connections", st.open_connections ? st.open_connections() : 0},
         {"connections_accepted", st.server ? st.server->connections_accepted() : 0},
         {"tls_handshakes", st.server ? st.server->tls_handshakes() : 0},
+        {"tls_resumed", st.server ? st.server->tls_resumed() : 0},
         {"bench", st.options.bench},
         {"cpu_seconds", cpu_seconds()}};
 }

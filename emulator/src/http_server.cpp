@@ -36,18 +36,25 @@ struct session_base {
     virtual void close() = 0;
 };
 
+// TLS handshakes completed, and those that resumed a session.
+struct tls_counts {
+    std::uint64_t handshakes = 0;
+    std::uint64_t resumed = 0;
+};
+
 template <class Stream>
 class session final : public session_base, public response_writer {
 public:
-    session(Stream stream, std::size_t body_limit, request_handler& handler, std::uint64_t& handshakes)
-        : stream_(std::move(stream)), body_limit_(body_limit), handler_(handler), handshakes_(handshakes) {}
+    session(Stream stream, std::size_t body_limit, request_handler& handler, tls_counts& tls)
+        : stream_(std::move(stream)), body_limit_(body_limit), handler_(handler), tls_(tls) {}
 
     asio::awaitable<void> run() {
         if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
             lowest().expires_after(std::chrono::seconds(30));
             auto [ec] = co_await stream_.async_handshake(asio::ssl::stream_base::server, use_tuple);
             if (ec) co_return;
-            ++handshakes_;
+            ++tls_.handshakes;
+            if (SSL_session_reused(stream_.native_handle())) ++tls_.resumed;
         }
         for (;;) {
             lowest().expires_never();
@@ -144,7 +151,7 @@ private:
     Stream stream_;
     std::size_t body_limit_;
     request_handler& handler_;
-    std::uint64_t& handshakes_;
+    tls_counts& tls_;
     beast::flat_buffer buffer_;
     http::response<http::empty_body> head_;
     bool keep_alive_ = true;
@@ -167,13 +174,13 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     std::map<std::uint64_t, std::shared_ptr<session_base>> sessions;
     std::uint64_t next_id = 0;
     std::uint64_t connections_accepted = 0;
-    std::uint64_t tls_handshakes = 0;  // completed (sessions hold a reference; they keep `impl` alive)
+    tls_counts tls;  // completed handshakes (sessions hold a reference; they keep `impl` alive)
     bool stopped = false;
 
     template <class Stream>
     void launch(Stream stream) {
         ++connections_accepted;
-        auto s = std::make_shared<session<Stream>>(std::move(stream), options.body_limit, handler, tls_handshakes);
+        auto s = std::make_shared<session<Stream>>(std::move(stream), options.body_limit, handler, tls);
         auto id = next_id++;
         sessions.emplace(id, s);
         asio::co_spawn(ex, s->run(), [self = shared_from_this(), s, id](std::exception_ptr) {
@@ -232,6 +239,7 @@ void http_server::stop() {
 bool http_server::tls() const noexcept { return static_cast<bool>(impl_->options.tls); }
 std::size_t http_server::open_connections() const noexcept { return impl_->sessions.size(); }
 std::uint64_t http_server::connections_accepted() const noexcept { return impl_->connections_accepted; }
-std::uint64_t http_server::tls_handshakes() const noexcept { return impl_->tls_handshakes; }
+std::uint64_t http_server::tls_handshakes() const noexcept { return impl_->tls.handshakes; }
+std::uint64_t http_server::tls_resumed() const noexcept { return impl_->tls.resumed; }
 
 }  // namespace genesis::e2b_emulator

@@ -65,6 +65,7 @@ public:
     std::size_t open_connections() const noexcept;
     std::uint64_t connections_accepted() const noexcept;  // since start()
     std::uint64_t tls_handshakes() const noexcept;        // completed server handshakes since start()
+    std::uint64_t tls_resumed() const noexcept;           // of those, the ones that resumed a session
 
     struct impl;
 

@@ -1190,7 +1190,7 @@ TEST_F(EmulatorBench, StatsCountRequestsSandboxesAndCpu) {
     EXPECT_GE(cpu.at("total").to_number<double>(), before.at("cpu_seconds").at("total").to_number<double>());
 }
 
-TEST_F(EmulatorBench, StatsCountCompletedTlsHandshakes) {
+TEST_F(EmulatorBench, StatsCountCompletedAndResumedTlsHandshakes) {
     if (!genesis_test::openssl_available()) GTEST_SKIP() << "no openssl CLI";
     genesis_test::temp_dir pki;
     ASSERT_TRUE(genesis_test::make_test_pki(pki.path()));
@@ -1199,20 +1199,39 @@ TEST_F(EmulatorBench, StatsCountCompletedTlsHandshakes) {
     options.tls_key = pki.path() / "server.key";
     restart(options);
 
-    auto handshake = [&](bool trusting) {
+    // One handshake; `offer`: a session to resume; `kept`: the session the server
+    // gave (a ticket, read with one request's answer).
+    auto handshake = [&](bool trusting, SSL_SESSION* offer = nullptr, SSL_SESSION** kept = nullptr) {
         asio::io_context io;
         asio::ssl::context ctx(asio::ssl::context::tls_client);
         if (trusting) ctx.load_verify_file((pki.path() / "ca.crt").string());
         ctx.set_verify_mode(asio::ssl::verify_peer);
         beast::ssl_stream<beast::tcp_stream> stream(io, ctx);
+        if (offer) SSL_set_session(stream.native_handle(), offer);
         beast::get_lowest_layer(stream).expires_after(io_limit);
         beast::get_lowest_layer(stream).connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_));
         error_code ec;
         stream.handshake(asio::ssl::stream_base::client, ec);
-        return !ec;
+        if (ec) return false;
+        if (offer) EXPECT_TRUE(SSL_session_reused(stream.native_handle()));
+        if (kept) {
+            http::request<http::empty_body> req{http::verb::get, "/health", 11};
+            req.set(http::field::host, "127.0.0.1");
+            http::write(stream, req, ec);
+            beast::flat_buffer buffer;
+            http::response<http::string_body> res;
+            if (!ec) http::read(stream, buffer, res, ec);
+            EXPECT_FALSE(ec) << ec.message();
+            // A copy: the connection ends without a TLS shutdown, which makes its own not resumable.
+            *kept = SSL_SESSION_dup(SSL_get0_session(stream.native_handle()));
+        }
+        return true;
     };
-    EXPECT_TRUE(handshake(true));
-    EXPECT_TRUE(handshake(true));
+    SSL_SESSION* session = nullptr;
+    EXPECT_TRUE(handshake(true, nullptr, &session));
+    ASSERT_NE(session, nullptr);
+    EXPECT_TRUE(handshake(true, session));  // resumed
+    SSL_SESSION_free(session);
     EXPECT_FALSE(handshake(false));  // refused by the client: not completed
     // Every session over (the server side of each handshake finished, one way or the other).
     EXPECT_TRUE(genesis_test::eventually([&] {
@@ -1220,6 +1239,7 @@ TEST_F(EmulatorBench, StatsCountCompletedTlsHandshakes) {
         return s.at("connections_accepted").to_number<int>() == 3 && s.at("open_connections").to_number<int>() == 0;
     }));
     EXPECT_EQ(stats().at("tls_handshakes").to_number<int>(), 2);
+    EXPECT_EQ(stats().at("tls_resumed").to_number<int>(), 1);
 }
 
 }  // namespace

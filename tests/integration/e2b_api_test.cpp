@@ -30,6 +30,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <future>
 #include <memory>
 #include <optional>
 #include <random>
@@ -943,7 +944,8 @@ TEST_F(HttpClient, HeaderValuesNeverReachMessages) {
 // ---- the client over TLS ----------------------------------------------------------------------
 
 // scripted_server's HTTPS twin: connection i is handled by scripts[i] on a
-// blocking TLS stream (handshake already done when `handshake` is true).
+// blocking TLS stream (handshake already done when `handshake` is true), each
+// connection on a thread of its own.
 class tls_scripted_server {
 public:
     using stream = asio::ssl::stream<asio::ip::tcp::socket>;
@@ -963,15 +965,20 @@ public:
                 if (ec) return;
                 timeval tv{5, 0};
                 ::setsockopt(tls->next_layer().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-                if (handshake) tls->handshake(asio::ssl::stream_base::server, ec);
-                if (!ec) s(*tls);
+                stream* raw = tls.get();
                 done_.push_back(std::move(tls));  // closed when the server goes
+                handlers_.emplace_back([raw, handshake, s] {
+                    boost::system::error_code hec;
+                    if (handshake) raw->handshake(asio::ssl::stream_base::server, hec);
+                    if (!hec) s(*raw);
+                });
             }
         });
     }
     ~tls_scripted_server() {
         ::shutdown(acceptor_.native_handle(), SHUT_RDWR);  // unblocks accept()
         thread_.join();
+        for (auto& t : handlers_) t.join();
     }
 
     std::string url() const { return "https://127.0.0.1:" + std::to_string(port_); }
@@ -995,6 +1002,7 @@ private:
     asio::ip::tcp::acceptor acceptor_;
     unsigned short port_ = 0;
     std::vector<std::unique_ptr<stream>> done_;
+    std::vector<std::thread> handlers_;
     std::thread thread_;
 };
 
@@ -1070,6 +1078,41 @@ TEST_F(HttpClientTls, NewConnectionsResumeTheSessionOfAnEarlierOne) {
     }
     EXPECT_EQ(client.stats().connects, 3u);
     EXPECT_EQ(client.stats().tls_resumed, 2u);
+}
+
+// The session comes with the ticket the server sends right after the handshake,
+// not with the first answer: a connection opened while the first one still
+// waits for its answer resumes it (with hundreds of jobs starting together, all
+// but the first few handshakes are resumptions).
+TEST_F(HttpClientTls, ASessionIsKeptBeforeTheFirstAnswer) {
+    std::promise<void> second_answered;
+    std::shared_future<void> released = second_answered.get_future().share();
+    auto answer_late = [released](tls_scripted_server::stream& s) {
+        boost::beast::flat_buffer buffer;
+        if (!tls_scripted_server::read_request(s, buffer)) return;
+        released.wait_for(10s);
+        tls_scripted_server::write(s, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none");
+    };
+    auto answer_then_release = [&second_answered](tls_scripted_server::stream& s) {
+        answer_two_tls(s);
+        second_answered.set_value();
+    };
+    tls_scripted_server server(pki_.path(), {answer_late, answer_then_release});
+    http::client client(io_.get_executor(), trust());
+    const auto o = origin_of(server.url());
+    std::optional<http::result> first;
+    asio::co_spawn(io_, client.send(o, get()), [&](std::exception_ptr, http::result r) { first = std::move(r); });
+    const auto deadline = steady::now() + 20s;
+    while (client.stats().tls_sessions == 0 && steady::now() < deadline) io_.run_one_for(50ms);
+    ASSERT_GE(client.stats().tls_sessions, 1u) << "no session arrived";
+    ASSERT_FALSE(first.has_value()) << "the first answer came before the second request";
+    auto second = await(client.send(o, get()));  // the first connection is busy: a new one
+    ASSERT_TRUE(second.ok()) << second.what;
+    while (!first && steady::now() < deadline) io_.run_one_for(50ms);
+    ASSERT_TRUE(first.has_value() && first->ok());
+    EXPECT_EQ(first->res.body, "one");
+    EXPECT_EQ(client.stats().connects, 2u);
+    EXPECT_EQ(client.stats().tls_resumed, 1u);
 }
 
 // A server that accepts the connection and never answers the ClientHello: the

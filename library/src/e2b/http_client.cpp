@@ -61,6 +61,19 @@ namespace {
 
 // One TCP (+TLS) connection. Owned through shared_ptr by the pool or by the
 // request using it; close() may be called from close_all() while in use.
+// Where a TLS connection's new sessions go (OpenSSL's new-session callback finds
+// it through the SSL object's ex_data): the client that opened it, and the origin.
+struct session_sink {
+    std::weak_ptr<void> owner;  // the client's state (client::impl)
+    void (*keep)(void* owner, const std::string& key, SSL_SESSION* session) = nullptr;
+    std::string key;
+};
+
+int session_sink_index() {
+    static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    return index;
+}
+
 struct connection : std::enable_shared_from_this<connection> {
     connection(const asio::any_io_executor& ex, SSL_CTX* tls_ctx) : resolver(ex), stream(ex) {
         if (tls_ctx) {
@@ -125,6 +138,7 @@ struct connection : std::enable_shared_from_this<connection> {
 
     tcp::resolver resolver;
     beast::tcp_stream stream;             // the TCP connection (plain HTTP: the stream itself)
+    session_sink sessions;                // HTTPS: outlives `secure` (declared before it)
     std::optional<tls_socket> secure;     // HTTPS: TLS over stream's socket
     std::optional<asio::steady_timer> watchdog;  // HTTPS: the current step's deadline
     std::uint64_t watch_generation = 0;
@@ -133,7 +147,6 @@ struct connection : std::enable_shared_from_this<connection> {
     steady::time_point idle_since{};
     bool aborted = false;       // closed by close_all() under a request
     bool resolve_timed_out = false;
-    bool session_kept = false;  // HTTPS: its TLS session is the one new connections resume
 };
 using connection_ptr = std::shared_ptr<connection>;
 
@@ -195,6 +208,11 @@ using body_sink = std::function<void(std::string_view)>;
 struct client::impl : std::enable_shared_from_this<impl> {
     impl(executor_type e, tls_settings t, timeouts l) : ex(std::move(e)), tls(std::move(t)), limits(l), sweep_timer(ex) {
         tls_ctx = make_tls_context(tls, tls_error);
+        if (tls_ctx) {  // new sessions come to on_new_session; OpenSSL stores none itself
+            SSL_CTX_set_session_cache_mode(tls_ctx->native_handle(),
+                                           SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+            SSL_CTX_sess_set_new_cb(tls_ctx->native_handle(), &impl::on_new_session);
+        }
     }
 
     ~impl() {
@@ -208,22 +226,27 @@ struct client::impl : std::enable_shared_from_this<impl> {
     std::string tls_error;
     bool system_roots_loaded = false;
 
-    // TLS session resumption: per origin, the session of a connection that
-    // completed a request; new connections to that origin offer it, which spares
-    // both sides the certificate chain and its verification (the key exchange is
+    // TLS session resumption: per origin, the newest session a server gave one of
+    // our connections (TLS 1.3: a ticket, which arrives just after the handshake);
+    // new connections to that origin offer it, which spares both sides the
+    // certificate chain, its verification and the signatures (the key exchange is
     // still done: TLS 1.3 resumes with a fresh (EC)DHE).
     std::map<std::string, SSL_SESSION*> sessions;  // owned references
 
-    void keep_session(const std::string& key, connection& c) {
-        if (!c.secure || c.session_kept) return;
-        SSL_SESSION* s = SSL_get0_session(c.secure->native_handle());
-        if (!s || !SSL_SESSION_is_resumable(s)) return;  // TLS 1.3: no ticket yet
-        c.session_kept = true;
-        // A copy: OpenSSL marks a connection's own session not resumable when the
-        // connection is freed without a TLS shutdown, which is how pooled ones end.
-        SSL_SESSION* copy = SSL_SESSION_dup(s);
+    // OpenSSL's new-session callback (set on the context): a copy is kept, as
+    // OpenSSL marks a connection's own session not resumable when the connection
+    // is freed without a TLS shutdown, which is how pooled ones end.
+    static int on_new_session(SSL* ssl, SSL_SESSION* session) {
+        auto* sink = static_cast<session_sink*>(SSL_get_ex_data(ssl, session_sink_index()));
+        if (!sink || !sink->keep || !SSL_SESSION_is_resumable(session)) return 0;
+        if (auto owner = sink->owner.lock()) sink->keep(owner.get(), sink->key, session);
+        return 0;  // the reference stays OpenSSL's
+    }
+    static void keep_session(void* owner, const std::string& key, SSL_SESSION* session) {
+        SSL_SESSION* copy = SSL_SESSION_dup(session);
         if (!copy) return;
-        auto& slot = sessions[key];
+        ++static_cast<impl*>(owner)->counters.tls_sessions;
+        auto& slot = static_cast<impl*>(owner)->sessions[key];
         if (slot) SSL_SESSION_free(slot);
         slot = copy;
     }
@@ -270,6 +293,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
             return;
         }
         c->idle_since = steady::now();
+        c->buffer.shrink_to_fit();  // empty here (else not reusable): an idle connection holds no read buffer
         auto& list = idle[key];
         list.push_back(c);
         while (list.size() > max_idle) {
@@ -531,6 +555,8 @@ asio::awaitable<result> client::impl::open(connection_ptr c, const origin& o, co
             else
                 SSL_set1_host(native, o.host.c_str());
         }
+        c->sessions = session_sink{weak_from_this(), &impl::keep_session, key};
+        SSL_set_ex_data(native, session_sink_index(), &c->sessions);
         if (auto it = sessions.find(key); it != sessions.end()) SSL_set_session(native, it->second);
         c->expires_after(limits.handshake);
         auto [hec] = co_await c->secure->async_handshake(use_tuple);
@@ -686,7 +712,6 @@ asio::awaitable<result> client::impl::run(std::shared_ptr<impl> self, origin o, 
             else
                 out = co_await self->exchange(*c, c->stream, *req, spec, sink, label);
             if (out.r.ok()) {
-                self->keep_session(key, *c);
                 if (out.reusable) c.release(key);
                 co_return out.r;
             }

@@ -114,6 +114,7 @@ struct client_stats {
     std::size_t opening_waits = 0;  // new connections that waited for a free opening slot
     std::size_t peak_opening = 0;   // most connections being opened (connect + TLS handshake) at once
     std::size_t tls_resumed = 0;    // TLS handshakes that resumed an earlier connection's session
+    std::size_t tls_sessions = 0;   // resumable TLS sessions (tickets) the servers gave
 };
 
 class client {
