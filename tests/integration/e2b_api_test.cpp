@@ -951,11 +951,12 @@ public:
     using stream = asio::ssl::stream<asio::ip::tcp::socket>;
     using script = std::function<void(stream&)>;
 
-    tls_scripted_server(const std::filesystem::path& pki, std::vector<script> scripts, bool handshake = true)
+    tls_scripted_server(const std::filesystem::path& pki, std::vector<script> scripts, bool handshake = true,
+                        const std::string& cert = "server")
         : ctx_(asio::ssl::context::tls_server),
           acceptor_(io_, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
-        ctx_.use_certificate_chain_file((pki / "server.crt").string());
-        ctx_.use_private_key_file((pki / "server.key").string(), asio::ssl::context::pem);
+        ctx_.use_certificate_chain_file((pki / (cert + ".crt")).string());
+        ctx_.use_private_key_file((pki / (cert + ".key")).string(), asio::ssl::context::pem);
         port_ = acceptor_.local_endpoint().port();
         thread_ = std::thread([this, handshake, scripts = std::move(scripts)] {
             for (const auto& s : scripts) {
@@ -1078,6 +1079,22 @@ TEST_F(HttpClientTls, NewConnectionsResumeTheSessionOfAnEarlierOne) {
     }
     EXPECT_EQ(client.stats().connects, 3u);
     EXPECT_EQ(client.stats().tls_resumed, 2u);
+}
+
+// A host with no session of its own is offered another host's when that
+// session's certificate names it too (E2B: the API host and every sandbox host
+// share a wildcard certificate).
+TEST_F(HttpClientTls, AnotherHostNamedByTheSameCertificateResumesTheSession) {
+    ASSERT_TRUE(make_server_cert(pki_.path(), "both", "IP:127.0.0.1,DNS:localhost"));
+    tls_scripted_server server(pki_.path(), {answer_two_tls, answer_two_tls}, true, "both");
+    http::client client(io_.get_executor(), trust());
+    const std::string port = server.url().substr(server.url().rfind(':'));
+    auto by_name = await(client.send(origin_of("https://localhost" + port), get()));
+    ASSERT_TRUE(by_name.ok()) << by_name.what;
+    auto by_address = await(client.send(origin_of("https://127.0.0.1" + port), get()));
+    ASSERT_TRUE(by_address.ok()) << by_address.what;
+    EXPECT_EQ(client.stats().connects, 2u);
+    EXPECT_EQ(client.stats().tls_resumed, 1u);
 }
 
 // The session comes with the ticket the server sends right after the handshake,

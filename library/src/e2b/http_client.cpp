@@ -217,6 +217,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
 
     ~impl() {
         for (auto& [key, session] : sessions) SSL_SESSION_free(session);
+        if (newest) SSL_SESSION_free(newest);
     }
 
     executor_type ex;
@@ -230,8 +231,32 @@ struct client::impl : std::enable_shared_from_this<impl> {
     // our connections (TLS 1.3: a ticket, which arrives just after the handshake);
     // new connections to that origin offer it, which spares both sides the
     // certificate chain, its verification and the signatures (the key exchange is
-    // still done: TLS 1.3 resumes with a fresh (EC)DHE).
+    // still done: TLS 1.3 resumes with a fresh (EC)DHE). An origin with no session
+    // of its own is offered the newest one of any origin when that session's
+    // certificate names its host too: E2B's sandbox hosts (49983-<id>.e2b.app)
+    // and its API host share one wildcard certificate, so a sandbox's first
+    // connection need not be a full handshake. A server that does not take it
+    // simply makes a full handshake.
     std::map<std::string, SSL_SESSION*> sessions;  // owned references
+    SSL_SESSION* newest = nullptr;                 // owned reference (also in `sessions`)
+    static constexpr std::size_t max_sessions = 512;  // origins remembered (sandbox hosts come and go)
+
+    SSL_SESSION* session_for(const std::string& key, const std::string& host, bool ip) const {
+        if (auto it = sessions.find(key); it != sessions.end()) return it->second;
+        if (!newest) return nullptr;
+        X509* peer = SSL_SESSION_get0_peer(newest);
+        if (!peer) return nullptr;
+        const int named = ip ? X509_check_ip_asc(peer, host.c_str(), 0)
+                             : X509_check_host(peer, host.data(), host.size(), 0, nullptr);
+        return named == 1 ? newest : nullptr;
+    }
+
+    void forget_session(const std::string& key) {
+        auto it = sessions.find(key);
+        if (it == sessions.end()) return;
+        SSL_SESSION_free(it->second);
+        sessions.erase(it);
+    }
 
     // OpenSSL's new-session callback (set on the context): a copy is kept, as
     // OpenSSL marks a connection's own session not resumable when the connection
@@ -245,10 +270,18 @@ struct client::impl : std::enable_shared_from_this<impl> {
     static void keep_session(void* owner, const std::string& key, SSL_SESSION* session) {
         SSL_SESSION* copy = SSL_SESSION_dup(session);
         if (!copy) return;
-        ++static_cast<impl*>(owner)->counters.tls_sessions;
-        auto& slot = static_cast<impl*>(owner)->sessions[key];
+        auto& self = *static_cast<impl*>(owner);
+        ++self.counters.tls_sessions;
+        if (self.sessions.size() >= max_sessions && !self.sessions.contains(key)) {
+            for (auto& [k, s] : self.sessions) SSL_SESSION_free(s);
+            self.sessions.clear();
+        }
+        auto& slot = self.sessions[key];
         if (slot) SSL_SESSION_free(slot);
         slot = copy;
+        SSL_SESSION_up_ref(copy);
+        if (self.newest) SSL_SESSION_free(self.newest);
+        self.newest = copy;
     }
 
     // Before the first TLS connection: the system roots (honours SSL_CERT_FILE /
@@ -424,6 +457,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
     }
 
     void close_idle(const std::string& key) {
+        forget_session(key);  // a sandbox's host: it is gone
         auto it = idle.find(key);
         if (it == idle.end()) return;
         for (auto& c : it->second) c->close();
@@ -557,16 +591,13 @@ asio::awaitable<result> client::impl::open(connection_ptr c, const origin& o, co
         }
         c->sessions = session_sink{weak_from_this(), &impl::keep_session, key};
         SSL_set_ex_data(native, session_sink_index(), &c->sessions);
-        if (auto it = sessions.find(key); it != sessions.end()) SSL_set_session(native, it->second);
+        if (SSL_SESSION* offer = session_for(key, o.host, ip)) SSL_set_session(native, offer);
         c->expires_after(limits.handshake);
         auto [hec] = co_await c->secure->async_handshake(use_tuple);
         c->expires_never();
         if (!hec && SSL_session_reused(native)) ++counters.tls_resumed;
         if (hec) {
-            if (auto it = sessions.find(key); it != sessions.end()) {  // offered or not: start afresh
-                SSL_SESSION_free(it->second);
-                sessions.erase(it);
-            }
+            forget_session(key);  // offered or not: start afresh
             const long verdict = SSL_get_verify_result(native);
             if (tls.verify_peer && verdict != X509_V_OK)
                 co_return make_failure(failure::tls_verify, hec,
