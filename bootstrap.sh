@@ -153,7 +153,7 @@ bench() {  # run_bench.sh options...
   cmake --build "$bench_build_dir" --target help | grep '^genesis_bench_local:' >/dev/null && targets+=(genesis_bench_local)
   echo "==> building ${targets[*]} with $jobs jobs"
   cmake --build "$bench_build_dir" -j "$jobs" --target "${targets[@]}" || return
-  echo "==> running bench/run_bench.sh (progress lines as it goes; a full run takes minutes)"
+  echo "==> running bench/run_bench.sh (progress lines as it goes; a full run takes about 15 minutes)"
   bench/run_bench.sh --build-dir "$bench_build_dir" --require-sdk \
     --json-out "$bench_build_dir/bench-results.json" "$@"
 }
