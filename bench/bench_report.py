@@ -21,6 +21,7 @@ import os
 import platform
 import shlex
 import statistics
+import subprocess
 import sys
 
 SIDES = ("genesis-launch", "sdk")
@@ -371,7 +372,6 @@ def cmd_report(args):
         cpu_ok = cpu is not None and cpu <= 0.5
         where = g("results_dir") or "?"
         try:
-            import subprocess
             fs_type = subprocess.run(["stat", "-f", "-c", "%T", where], capture_output=True, text=True).stdout.strip()
         except OSError:
             fs_type = ""

@@ -729,14 +729,19 @@ public:
 
     std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
 
-    // Reads one request (head and body); false when the peer closed.
-    static bool read_request(socket& s, boost::beast::flat_buffer& buffer) {
+    // Reads one request (head and body, into `out` when given); false when the peer
+    // closed. On a plain socket or a TLS stream (tls_scripted_server).
+    template <class Stream>
+    static bool read_request(Stream& s, boost::beast::flat_buffer& buffer,
+                             boost::beast::http::request<boost::beast::http::string_body>* out = nullptr) {
         boost::beast::http::request<boost::beast::http::string_body> req;
         boost::system::error_code ec;
         boost::beast::http::read(s, buffer, req, ec);
+        if (out) *out = std::move(req);
         return !ec;
     }
-    static void write(socket& s, std::string_view raw) {
+    template <class Stream>
+    static void write(Stream& s, std::string_view raw) {
         boost::system::error_code ec;
         asio::write(s, asio::buffer(raw), ec);
     }
@@ -984,18 +989,12 @@ public:
 
     std::string url() const { return "https://127.0.0.1:" + std::to_string(port_); }
 
+    // scripted_server's helpers, which take any stream.
     static bool read_request(stream& s, boost::beast::flat_buffer& buffer,
                              boost::beast::http::request<boost::beast::http::string_body>* out = nullptr) {
-        boost::beast::http::request<boost::beast::http::string_body> req;
-        boost::system::error_code ec;
-        boost::beast::http::read(s, buffer, req, ec);
-        if (out) *out = std::move(req);
-        return !ec;
+        return scripted_server::read_request(s, buffer, out);
     }
-    static void write(stream& s, std::string_view raw) {
-        boost::system::error_code ec;
-        asio::write(s, asio::buffer(raw), ec);
-    }
+    static void write(stream& s, std::string_view raw) { scripted_server::write(s, raw); }
 
 private:
     asio::io_context io_;

@@ -37,6 +37,7 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <type_traits>
 #include <utility>
 
 namespace genesis::launch::detail::http {
@@ -128,22 +129,22 @@ private:
             return s.finish(SSL_do_handshake(s.ssl_), ec);
         }
     };
-    struct read_call {
-        boost::asio::mutable_buffer b;
+    // SSL_read_ex into a mutable buffer, SSL_write_ex from a const one.
+    template <class Buffer>
+    struct transfer_call {
+        Buffer b;
         int operator()(tls_socket& s, std::size_t& n, error_code& ec) const {
             if (b.size() == 0) return 1;
-            const int r = SSL_read_ex(s.ssl_, b.data(), b.size(), &n);
+            int r = 0;
+            if constexpr (std::is_same_v<Buffer, boost::asio::mutable_buffer>)
+                r = SSL_read_ex(s.ssl_, b.data(), b.size(), &n);
+            else
+                r = SSL_write_ex(s.ssl_, b.data(), b.size(), &n);
             return s.finish(r, ec);
         }
     };
-    struct write_call {
-        boost::asio::const_buffer b;
-        int operator()(tls_socket& s, std::size_t& n, error_code& ec) const {
-            if (b.size() == 0) return 1;
-            const int r = SSL_write_ex(s.ssl_, b.data(), b.size(), &n);
-            return s.finish(r, ec);
-        }
-    };
+    using read_call = transfer_call<boost::asio::mutable_buffer>;
+    using write_call = transfer_call<boost::asio::const_buffer>;
 
     // Runs `call` until it is done, waiting for the socket in between. A call that
     // is done at once completes through a post (never inside the initiation).
